@@ -1,0 +1,31 @@
+// Stage: a raw dataset file → normalized problems in the store, once per file content and limit.
+import { join } from 'node:path';
+import type { EvalDatasetConfig } from '../core/config.js';
+import { BadInputError } from '../core/errors.js';
+import { cacheDir } from '../core/layout.js';
+import type { DatasetManifest } from '../core/manifests.js';
+import { readProblems } from '../store/dataset-files.js';
+import { contentKey, exists, readJson, sha256, sha256File, toJsonl, writeFileAtomic } from '../store/files.js';
+import { withFailureClasses } from './failures.js';
+
+export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeRoot: string }): Promise<DatasetManifest> {
+  return withFailureClasses(async () => {
+    const { dataset, storeRoot } = input;
+    if (!(await exists(dataset.path))) {
+      throw new BadInputError(`dataset "${dataset.name}": file ${dataset.path} not found (relative paths are read from the worker's directory, ${process.cwd()})`);
+    }
+    const key = contentKey({ v: 1, source: dataset.source, name: dataset.name, file: await sha256File(dataset.path), limit: dataset.limit });
+    const dir = cacheDir(storeRoot, 'datasets', key);
+    const manifestPath = join(dir, 'manifest.json');
+    if (await exists(manifestPath)) return (await readJson(manifestPath)) as DatasetManifest;
+
+    const problems = await readProblems(dataset.path, dataset.source, { name: dataset.name });
+    const kept = dataset.limit === undefined ? problems : problems.slice(0, dataset.limit);
+    const text = toJsonl(kept);
+    const uri = join(dir, 'problems.jsonl');
+    await writeFileAtomic(uri, text);
+    const manifest: DatasetManifest = { name: dataset.name, source: dataset.source, uri, count: kept.length, sha256: sha256(text) };
+    await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
+    return manifest;
+  });
+}

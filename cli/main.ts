@@ -1,0 +1,62 @@
+// prm-raft: the command line. Each command is one file; this one only dispatches.
+import { UsageError } from './load-config.js';
+import { configCheckCommand } from './config-check.js';
+import { devCommand } from './dev.js';
+import { workerCommand } from './worker.js';
+import { evalCommand } from './eval.js';
+import { statusCommand } from './status.js';
+import { gradeCommand } from './grade.js';
+import { dataCommand } from './data.js';
+
+const HELP = `prm-raft — RAFT of math-reasoning LLMs guided by process reward models, on Temporal
+
+usage:
+  prm-raft config check FILE                 validate a config (exit 2 lists every problem)
+  prm-raft dev up|down|status [--config F]   the embedded stack: Temporal dev server, model servers, worker
+  prm-raft worker [--config F] [--queues cpu,gpu]
+                                             a worker alone, for any Temporal address (TEMPORAL_* env overrides)
+  prm-raft eval --config F [--policy MODEL] [--json] [--detach]
+                                             zero-shot CoT evaluation of a policy, with live progress
+  prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
+  prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
+                                             grade model outputs with math-verify (accuracy on stderr)
+  prm-raft data prepare [--out DIR] [--raw DIR]
+                                             fetch the public datasets and write normalized files
+`;
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  config: configCheckCommand,
+  dev: devCommand,
+  worker: workerCommand,
+  eval: evalCommand,
+  status: statusCommand,
+  grade: gradeCommand,
+  data: dataCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}"\n\n${HELP}`);
+  return command(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`prm-raft: ${err.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`prm-raft: ${err instanceof Error ? err.message : String(err)}\n`);
+      if (process.env.PRM_RAFT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

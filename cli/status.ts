@@ -1,0 +1,27 @@
+// prm-raft status [WORKFLOW_ID] — reattach to a run, report how it ended, or list recent runs.
+import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
+import { DEFAULT_CONFIG, parseFlags } from './flags.js';
+import { loadConfig } from './load-config.js';
+import { formatAccuracyTable, watchRun } from './watch.js';
+
+const USAGE = 'prm-raft status [WORKFLOW_ID] [--config FILE] [--json]';
+
+export async function statusCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { config: { type: 'string', default: DEFAULT_CONFIG }, json: { type: 'boolean', default: false } }, USAGE);
+  const config = await loadConfig(values.config);
+  const client = await connectClient(resolveTemporalTarget(config.temporal));
+  const [workflowId] = positionals;
+  if (workflowId === undefined) {
+    let shown = 0;
+    for await (const wf of client.workflow.list({ pageSize: 20 })) {
+      process.stdout.write(`${wf.workflowId}  ${wf.type}  ${wf.status.name}  ${wf.startTime.toISOString()}\n`);
+      if (++shown >= 20) break;
+    }
+    if (shown === 0) process.stdout.write('no runs yet\n');
+    return 0;
+  }
+  const outcome = await watchRun(client, workflowId);
+  if (outcome.kind === 'detached') return 0;
+  process.stdout.write(values.json ? `${JSON.stringify(outcome.result, null, 2)}\n` : formatAccuracyTable(outcome.result));
+  return 0;
+}

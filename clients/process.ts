@@ -1,0 +1,78 @@
+// Child processes in their own process group, so cancelling kills the whole tree, never leaving orphans.
+import { execa } from 'execa';
+import { createInterface } from 'node:readline';
+
+const liveGroups = new Set<number>();
+
+/** Kills every process group this process started; the worker calls it on shutdown. */
+export function killAllProcessGroups(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const pid of liveGroups) killGroup(pid, signal);
+}
+
+export function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+export interface ProcessResult {
+  exitCode: number;
+  /** The last lines of stderr, for error messages. */
+  stderrTail: string;
+}
+
+export interface RunProcessOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Called with each stdout line as it arrives (JSON-lines progress). */
+  onStdoutLine?: (line: string) => void;
+  /** Seconds between SIGTERM and SIGKILL on cancellation. */
+  killGraceSeconds?: number;
+}
+
+/** Runs a command to completion; resolves with its exit code whatever it is, rejects only if it cannot start. */
+export async function runProcess(file: string, args: readonly string[], opts: RunProcessOptions = {}): Promise<ProcessResult> {
+  const child = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    detached: true,
+    reject: false,
+    buffer: { stdout: false, stderr: true },
+    stdin: 'ignore',
+    stripFinalNewline: false,
+  });
+  const pid = child.pid;
+  if (pid === undefined) {
+    const result = await child;
+    throw new Error(`could not start ${file}: ${result.message ?? 'unknown error'}`);
+  }
+  liveGroups.add(pid);
+  const cancel = () => {
+    killGroup(pid, 'SIGTERM');
+    setTimeout(() => killGroup(pid, 'SIGKILL'), (opts.killGraceSeconds ?? 5) * 1000).unref();
+  };
+  if (opts.signal?.aborted) cancel();
+  opts.signal?.addEventListener('abort', cancel, { once: true });
+  if (opts.onStdoutLine && child.stdout) {
+    const onLine = opts.onStdoutLine;
+    createInterface({ input: child.stdout }).on('line', (line) => onLine(line));
+  } else {
+    child.stdout?.resume();
+  }
+  try {
+    const result = await child;
+    if (result.failed && result.exitCode === undefined && !result.isTerminated) {
+      throw new Error(`could not run ${file}: ${result.shortMessage}`);
+    }
+    const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+    return { exitCode: result.exitCode ?? -1, stderrTail: stderr.trim().split('\n').slice(-20).join('\n') };
+  } finally {
+    opts.signal?.removeEventListener('abort', cancel);
+    // Grandchildren may outlive a finished parent; the group goes with it.
+    killGroup(pid, 'SIGKILL');
+    liveGroups.delete(pid);
+  }
+}

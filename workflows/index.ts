@@ -1,0 +1,2 @@
+// Every workflow the worker serves.
+export { evaluatePolicy, evaluationProgressQuery } from './evaluate-policy.js';
