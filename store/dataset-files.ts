@@ -1,0 +1,46 @@
+// Dataset files on disk → normalized problems, streamed line by line so large files never sit whole in memory.
+import { parseDatasetLine } from '../core/datasets.js';
+import { BadInputError } from '../core/errors.js';
+import type { DatasetSource, ProblemRecord } from '../core/records.js';
+import { readJsonlLines } from './files.js';
+
+export interface ReadProblemsOptions {
+  /** The dataset's name, the prefix of derived ids (`<name>-<index>`); defaults to the source. */
+  name?: string;
+}
+
+// A missing or unreadable file is a config mistake, not something a retry fixes.
+const BAD_PATH_CODES: Record<string, string> = {
+  ENOENT: 'no such file',
+  EISDIR: 'is a directory',
+  EACCES: 'permission denied',
+};
+
+export async function* streamProblems(
+  path: string,
+  source: DatasetSource,
+  options: ReadProblemsOptions = {},
+): AsyncGenerator<ProblemRecord> {
+  let index = 0;
+  try {
+    for await (const { line, text } of readJsonlLines(path)) {
+      // A byte-order mark (some editors write one) would make the first line invalid JSON.
+      const json = line === 1 ? text.replace(/^\uFEFF/, '') : text;
+      yield parseDatasetLine(source, json, { file: path, line, index: index++, idPrefix: options.name });
+    }
+  } catch (err) {
+    const reason = BAD_PATH_CODES[(err as NodeJS.ErrnoException).code ?? ''];
+    if (reason) throw new BadInputError(`cannot read ${source} dataset file ${path}: ${reason}`, { cause: err });
+    throw err;
+  }
+}
+
+export async function readProblems(
+  path: string,
+  source: DatasetSource,
+  options: ReadProblemsOptions = {},
+): Promise<ProblemRecord[]> {
+  const problems: ProblemRecord[] = [];
+  for await (const problem of streamProblems(path, source, options)) problems.push(problem);
+  return problems;
+}
