@@ -189,6 +189,8 @@ def _answer_is_tail(text: str) -> str | None:
     line = line.rstrip(" .;")
     if len(line) >= 2 and line[0] == "$" and line[-1] == "$":
         line = line[1:-1].strip()
+    if _match_brace("{" + line + "}", 0) != len(line) + 1:
+        return None  # unbalanced braces: a truncated generation, not an answer
     return line or None
 
 
@@ -467,20 +469,20 @@ def _grade_shard(shard: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fault_hook(item: dict[str, Any]) -> None:
-    """Test hook: PRM_RAFT_GRADE_FAULT="hang:<marker>" or "crash:<marker>" makes a worker hang
+    """Test hook: PRM_RAFT_GRADE_FAULT="hang:<marker>,crash:<marker>" makes a shard worker hang
     (uninterruptibly, like sympy stuck in C code) or die on a prediction containing <marker>."""
-    spec = os.environ.get("PRM_RAFT_GRADE_FAULT", "")
-    mode, _, marker = spec.partition(":")
-    if not marker or marker not in item.get("prediction", ""):
-        return
-    if mode == "hang":
-        import signal
-        import time
+    for spec in os.environ.get("PRM_RAFT_GRADE_FAULT", "").split(","):
+        mode, _, marker = spec.partition(":")
+        if not marker or marker not in item.get("prediction", ""):
+            continue
+        if mode == "hang":
+            import signal
+            import time
 
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-        time.sleep(3600)
-    elif mode == "crash":
-        os._exit(70)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(3600)
+        elif mode == "crash":
+            os._exit(70)
 
 
 def _worker_main(path: str) -> int:
