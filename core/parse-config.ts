@@ -6,14 +6,14 @@ import { Config } from './config.js';
 export type ConfigParse = { ok: true; config: Config } | { ok: false; problems: string[] };
 
 export function parseConfigText(text: string, fileName: string): ConfigParse {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       problems: doc.errors.map((e) => {
         const at = e.linePos?.[0];
         const where = at ? `${fileName}:${at.line}:${at.col}` : fileName;
-        return `${where}: unreadable YAML: ${e.message.split('\n')[0]}`;
+        return `${where}: unreadable YAML: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`;
       }),
     };
   }
@@ -33,11 +33,10 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((k) => `${issue.path.length ? `${path}.` : ''}${k}: unknown key`);
     }
-    if (issue.code === 'invalid_type' && issue.input === undefined) {
-      return [`${path}: required (${issue.message.replace(/^Invalid input: /, '')})`];
-    }
-    const got = 'input' in issue && issue.input !== undefined ? `, got ${describe(issue.input)}` : '';
-    return [`${path}: ${issue.message.replace(/^Invalid input: /, '')}${got}`];
+    if (issue.code === 'invalid_type' && issue.input === undefined) return [`${path}: required`];
+    // A custom check's message already says what is wrong with the whole value.
+    const got = issue.code !== 'custom' && issue.input !== undefined ? `, got ${describe(issue.input)}` : '';
+    return [`${path}: ${issue.message.replace(/^Invalid (input|option): /, '')}${got}`];
   });
 }
 
