@@ -1,0 +1,46 @@
+// prepareDataset: a raw file becomes normalized problems once; a bad line stops it with file:line and writes nothing.
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { prepareDataset } from '../../activities/prepare-dataset.js';
+import { ProblemRecord } from '../../core/records.js';
+
+const fixture = 'tests/fixtures/datasets/gsm8k.jsonl';
+
+async function prepare(path: string, storeRoot: string, limit?: number) {
+  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k', path, limit }, storeRoot });
+}
+
+describe('prepareDataset', () => {
+  it('writes normalized problems with a manifest, honours the limit, and reuses its output', async () => {
+    const store = await mkdtemp(join(tmpdir(), 'prm-raft-prep-'));
+    const manifest = await prepare(fixture, store, 3);
+    expect(manifest).toMatchObject({ name: 'gsm8k-test', source: 'gsm8k', count: 3 });
+    const lines = (await readFile(manifest.uri, 'utf8')).trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(ProblemRecord.parse(JSON.parse(lines[0] as string)).answerKind).toBe('gsm8k');
+    expect(await prepare(fixture, store, 3)).toEqual(manifest);
+    expect((await prepare(fixture, store)).count).toBeGreaterThan(3);
+  });
+
+  it('fails without retry on a malformed line, naming file and line, and leaves nothing behind', async () => {
+    const store = await mkdtemp(join(tmpdir(), 'prm-raft-prep-'));
+    const bad = join(store, 'bad.jsonl');
+    const good = (await readFile(fixture, 'utf8')).split('\n')[0];
+    await writeFile(bad, `${good}\n${good}\n{"question": "q", "answer": "no final line"}\n`);
+    const err = await prepare(bad, join(store, 'store')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toContain(`${bad}:3:`);
+    expect(await readdir(store)).toEqual(['bad.jsonl']);
+  });
+
+  it('fails without retry on a missing file, saying where relative paths are read from', async () => {
+    const err = await prepare('no/such.jsonl', await mkdtemp(join(tmpdir(), 'prm-raft-prep-'))).catch((e: unknown) => e);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toMatch(/no\/such\.jsonl not found \(relative paths are read from the worker's directory/);
+  });
+});
