@@ -245,10 +245,9 @@ def _unbox_text(s: str) -> str:
 def plain_number(s: str) -> str | None:
     """The canonical number if ``s`` is only a number with units/currency dressing, else None."""
     cleaned = _clean_number(_unbox_text(s))
-    if re.fullmatch(r"-?\d+(?:\.\d+)?(?:[a-zA-Z ]+)?", cleaned) and not re.fullmatch(
-        r"-?\d+(?:\.\d+)?", cleaned
-    ):
-        # "18dollars" (units written without \text): keep the number only.
+    if re.fullmatch(r"-?\d+(?:\.\d+)?[a-zA-Z]{2,}", cleaned):
+        # "18 dollars" (a unit word written without \text): keep the number only. A single letter
+        # ("2x") is not taken for a unit.
         cleaned = re.match(r"-?\d+(?:\.\d+)?", cleaned).group(0)  # type: ignore[union-attr]
     return cleaned if to_fraction(cleaned) is not None else None
 
