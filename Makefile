@@ -36,6 +36,7 @@ build: node_modules/.installed
 	npx tsc -p tsconfig.build.json
 
 test: setup build
+	npx tsc --noEmit -p .
 	npx vitest run
 	cd python-sft && .venv/bin/python -m pytest -q
 

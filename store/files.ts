@@ -28,11 +28,18 @@ export async function writeJsonlAtomic(path: string, records: readonly unknown[]
 
 /** Each non-blank line of a JSONL file with its 1-based line number, streamed. */
 export async function* readJsonlLines(path: string): AsyncGenerator<{ line: number; text: string }> {
-  const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+  const input = createReadStream(path, 'utf8');
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let line = 0;
-  for await (const text of lines) {
-    line += 1;
-    if (text.trim() !== '') yield { line, text };
+  try {
+    for await (const text of lines) {
+      line += 1;
+      if (text.trim() !== '') yield { line, text };
+    }
+  } finally {
+    // A caller that stops early must not leave the file open.
+    lines.close();
+    input.destroy();
   }
 }
 

@@ -9,7 +9,7 @@ import { evaluateShard, type EvaluateShardInput } from '../../activities/evaluat
 import { evaluatePolicyInputFromConfig } from '../../core/evaluation.js';
 import type { ShardHeartbeat } from '../../core/evaluation.js';
 import { cacheDir } from '../../core/layout.js';
-import { EvalResultRecord } from '../../core/manifests.js';
+import { EvalResultRecord, type EvalShardResult } from '../../core/manifests.js';
 import { parseConfigText } from '../../core/parse-config.js';
 import type { ProblemRecord } from '../../core/records.js';
 import { contentKey, toJsonl } from '../../store/files.js';
@@ -65,7 +65,7 @@ afterEach(async () => {
   await server.close();
 });
 
-async function runShard(i: EvaluateShardInput, beats: ShardHeartbeat[] = []) {
+async function runShard(i: EvaluateShardInput, beats: ShardHeartbeat[] = []): Promise<EvalShardResult> {
   const env = new MockActivityEnvironment();
   env.on('heartbeat', (d: ShardHeartbeat) => beats.push(d));
   return env.run(evaluateShard, i);

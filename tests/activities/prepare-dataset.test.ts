@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { prepareDataset } from '../../activities/prepare-dataset.js';
+import type { DatasetManifest } from '../../core/manifests.js';
 import { ProblemRecord } from '../../core/records.js';
 
 const fixture = 'tests/fixtures/datasets/gsm8k.jsonl';
 
-async function prepare(path: string, storeRoot: string, limit?: number) {
-  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k', path, limit }, storeRoot });
+async function prepare(path: string, storeRoot: string, limit?: number): Promise<DatasetManifest> {
+  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k' as const, path, limit }, storeRoot });
 }
 
 describe('prepareDataset', () => {
