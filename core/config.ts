@@ -2,6 +2,9 @@
 import { z } from 'zod';
 import { DatasetSource } from './records.js';
 import { PromptTemplate, PROMPT_PRESETS } from './prompts.js';
+import { Aggregation } from './aggregate.js';
+import { SelectionConfig } from './selection.js';
+import { StepSplitConfig } from './steps.js';
 
 const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegativeInt = z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' });
@@ -53,6 +56,8 @@ export const PolicyConfig = z.strictObject({
   requestTimeoutSeconds: positiveInt.default(600),
   /** Retries inside one activity attempt before the activity itself fails and Temporal retries it. */
   maxRetries: nonNegativeInt.default(3),
+  /** The weights behind `model`: the base of the SFT stage. */
+  checkpoint: nonEmpty.optional(),
   /** A local CPU policy server that `prm-raft dev up` starts for this checkpoint. */
   localServer: z.strictObject({ checkpoint: nonEmpty, port }).optional(),
 });
@@ -105,6 +110,82 @@ export const EvaluationConfig = z
   });
 export type EvaluationConfig = z.infer<typeof EvaluationConfig>;
 
+export const SamplingConfig = z.strictObject({
+  /** Training prompt sets: each prompt gets `n` responses. */
+  datasets: z.array(EvalDatasetConfig).min(1, { error: 'expected at least one prompt set' }),
+  n: positiveInt.default(16),
+  temperature: z.number().min(0).max(2).default(1),
+  topP: z.number().gt(0).max(1).default(1),
+  maxTokens: positiveInt.default(512),
+  seed: nonNegativeInt.default(0),
+  /** Prompts per shard activity. */
+  shardSize: positiveInt.default(100),
+  maxShardsInFlight: positiveInt.max(500).default(8),
+});
+export type SamplingConfig = z.infer<typeof SamplingConfig>;
+
+export const PrmConfig = z.strictObject({
+  model: nonEmpty,
+  baseUrls: z.array(httpUrl).min(1, { error: 'expected at least one base URL' }),
+  /** `prm` scores every step; `orm` scores the whole response once. */
+  kind: z.enum(['prm', 'orm']).default('prm'),
+  aggregation: Aggregation.default('min'),
+  maxConcurrency: positiveInt.default(8),
+  requestTimeoutSeconds: positiveInt.default(300),
+  maxRetries: nonNegativeInt.default(3),
+  /** A local PRM server that `prm-raft dev up` starts. */
+  localServer: z.strictObject({ checkpoint: nonEmpty, port }).optional(),
+});
+export type PrmConfig = z.infer<typeof PrmConfig>;
+
+export const SftConfig = z.strictObject({
+  /**
+   * The job's command; `{python}`, `{config}` and `{output_dir}` are filled in. Locally
+   * `[accelerate, launch, --config_file, python-sft/accelerate/cpu.yaml, -m, prm_raft.sft, --config, "{config}"]`,
+   * on Slurm `[sbatch, --wait, …]`.
+   */
+  command: z.array(nonEmpty).min(1).default(['{python}', '-m', 'prm_raft.sft', '--config', '{config}']),
+  method: z.enum(['full', 'lora']).default('full'),
+  lora: z
+    .strictObject({
+      r: positiveInt.default(16),
+      alpha: positiveInt.default(32),
+      dropout: z.number().min(0).max(1).default(0.05),
+      targetModules: z.array(nonEmpty).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']),
+    })
+    .optional(),
+  epochs: z.number().positive().default(1),
+  maxSteps: z.int().default(-1),
+  learningRate: z.number().positive().default(1e-5),
+  perDeviceBatchSize: positiveInt.default(8),
+  gradientAccumulationSteps: positiveInt.default(1),
+  maxLength: positiveInt.default(1024),
+  bf16: z.boolean().default(false),
+  gradientCheckpointing: z.boolean().default(false),
+  saveSteps: positiveInt.default(50),
+  warmupRatio: z.number().min(0).max(1).default(0),
+  lrScheduler: nonEmpty.default('cosine'),
+  seed: nonNegativeInt.default(0),
+  /** On out-of-GPU-memory, halve the per-device batch and double accumulation instead of failing. */
+  allowBatchHalving: z.boolean().default(true),
+  /** Attempts for crashes (each resumes from the last checkpoint). */
+  maxAttempts: positiveInt.default(3),
+  timeoutHours: z.number().positive().default(48),
+});
+export type SftConfig = z.infer<typeof SftConfig>;
+
+export const ServingConfig = z.strictObject({
+  /** Serves a new checkpoint for evaluation; `{python}`, `{checkpoint}`, `{model}`, `{port}` are filled in. */
+  command: z
+    .array(nonEmpty)
+    .min(1)
+    .default(['{python}', '-m', 'prm_raft.policy_server', '--model', '{checkpoint}', '--served-model-name', '{model}', '--host', '127.0.0.1', '--port', '{port}']),
+  /** How other workers reach a server started on the gpu worker. */
+  host: nonEmpty.default('127.0.0.1'),
+  startupTimeoutSeconds: positiveInt.default(900),
+});
+export type ServingConfig = z.infer<typeof ServingConfig>;
+
 export const GraderConfig = z.strictObject({
   workers: positiveInt.default(2),
   timeoutSeconds: positiveInt.default(600),
@@ -120,6 +201,13 @@ export const Config = z.strictObject({
   prompt: PromptConfig,
   evaluation: EvaluationConfig,
   grader: GraderConfig.prefault({}),
+  /** The RAFT iteration's sections; `prm-raft eval` needs none of them. */
+  sampling: SamplingConfig.optional(),
+  steps: StepSplitConfig.prefault({ by: 'newline' }),
+  prm: PrmConfig.optional(),
+  selection: SelectionConfig.prefault({}),
+  sft: SftConfig.prefault({}),
+  serving: ServingConfig.prefault({}),
 });
 export type Config = z.infer<typeof Config>;
 
