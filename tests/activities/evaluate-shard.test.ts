@@ -113,7 +113,7 @@ describe('evaluateShard', () => {
     await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
     await writeFile(
       join(dir, 'samples.partial.jsonl'),
-      `${JSON.stringify({ id: 't-1', prediction: '#### 2', finishReason: 'stop' })}\n${JSON.stringify({ id: 't-2', prediction: '#### 4', finishReason: 'stop' })}\n{"id":"t-3","predic`,
+      `${JSON.stringify({ id: 't-1', responses: [{ text: '#### 2', finishReason: 'stop' }] })}\n${JSON.stringify({ id: 't-2', responses: [{ text: '#### 4', finishReason: 'stop' }] })}\n{"id":"t-3","respo`,
     );
     const result = await runShard(input);
     const asked = server.requests.flatMap((r) => (r.body as { prompt: string[] }).prompt);
@@ -121,6 +121,25 @@ describe('evaluateShard', () => {
     expect(asked.some((p) => p.includes('What is 1 +') || p.includes('What is 2 +'))).toBe(false);
     // t-1's earlier (right) answer is kept, so 3 of 5 are correct now.
     expect(result.tally).toEqual({ total: 5, correct: 3 });
+  });
+
+  it('records a prompt the server refuses, and answers its neighbours', async () => {
+    await server.close();
+    server = await startStubServer((_path, body) => {
+      const b = body as { prompt: string[]; n: number };
+      if (b.prompt.some((p) => p.includes('What is 3 +'))) return { status: 400, body: { error: { message: 'prompt is too long' } } };
+      return { status: 200, body: completionBody(b.prompt, b.n, (p) => answer(p)) };
+    });
+    const result = await runShard({ ...input, policy: { ...input.policy, baseUrls: [`${server.url}/v1`] } });
+    const records = (await readFile(result.uri, 'utf8')).trim().split('\n').map((l) => EvalResultRecord.parse(JSON.parse(l)));
+    expect(records.map((r) => [r.id, r.finishReason])).toEqual([
+      ['t-1', 'stop'],
+      ['t-2', 'stop'],
+      ['t-3', 'refused'],
+      ['t-4', 'stop'],
+      ['t-5', 'stop'],
+    ]);
+    expect(result.tally).toEqual({ total: 5, correct: 2 });
   });
 
   it('fails without retry, naming the server, when the policy server rejects the request', async () => {

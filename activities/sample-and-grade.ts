@@ -1,0 +1,147 @@
+// Shared by the evaluation and sampling stages: ask the policy for every problem of a shard, resumably,
+// then grade every response in one grader process. Not an activity itself.
+import { appendFile, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gradeFile } from '../clients/grader.js';
+import { PolicyClient, type PolicyEndpoint, type SamplingParams } from '../clients/policy.js';
+import { BadInputError } from '../core/errors.js';
+import { renderPrompt, type PromptTemplate } from '../core/prompts.js';
+import type { ProblemRecord } from '../core/records.js';
+import { runSlidingWindow } from '../core/sliding-window.js';
+import { exists, readJsonlLines, toJsonl, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
+
+export interface GradedResponse {
+  index: number;
+  text: string;
+  finishReason: string;
+  extracted: string | null;
+  correct: boolean;
+}
+
+export interface SampledProblem {
+  problem: ProblemRecord;
+  responses: GradedResponse[];
+  /** Why the server refused this problem (e.g. a prompt longer than the context); it has no responses then. */
+  error?: string;
+}
+
+interface Asked {
+  id: string;
+  responses: Array<{ text: string; finishReason: string }>;
+  error?: string;
+}
+
+export interface SampleAndGradeJob {
+  problems: ProblemRecord[];
+  prompt: PromptTemplate;
+  params: SamplingParams;
+  policy: PolicyEndpoint & { maxConcurrency: number; promptsPerRequest: number };
+  /** Scratch folder of this shard: the partial answers live here until the caller writes its output. */
+  dir: string;
+  python: string;
+  graderWorkers: number;
+  signal: AbortSignal;
+  onProgress: (done: number, total: number) => void;
+}
+
+export async function sampleAndGrade(job: SampleAndGradeJob): Promise<SampledProblem[]> {
+  const partialPath = join(job.dir, 'samples.partial.jsonl');
+  const done = await recoverAsked(partialPath);
+  const todo = job.problems.filter((p) => !done.has(p.id));
+  job.onProgress(done.size, job.problems.length);
+
+  const policy = new PolicyClient(job.policy);
+  const ask = async (group: ProblemRecord[]): Promise<Asked[]> => {
+    try {
+      const samples = await policy.complete(group.map((p) => renderPrompt(job.prompt, p.question)), job.params);
+      return group.map((p, i) => ({ id: p.id, responses: (samples[i] ?? []).map((s) => ({ text: s.text, finishReason: s.finishReason })) }));
+    } catch (err) {
+      if (!(err instanceof BadInputError)) throw err;
+      // One bad prompt must not sink its neighbours: ask alone, and record a refusal instead of dropping it.
+      if (group.length > 1) return (await Promise.all(group.map((p) => ask([p])))).flat();
+      return [{ id: (group[0] as ProblemRecord).id, responses: [], error: err.message }];
+    }
+  };
+  await runSlidingWindow(chunk(todo, job.policy.promptsPerRequest), job.policy.maxConcurrency, async (group) => {
+    job.signal.throwIfAborted();
+    const asked = await ask(group);
+    await appendFile(partialPath, toJsonl(asked));
+    for (const a of asked) done.set(a.id, a);
+    job.onProgress(done.size, job.problems.length);
+  });
+
+  const refused = job.problems.filter((p) => done.get(p.id)?.error !== undefined);
+  if (refused.length === job.problems.length && refused.length > 0) {
+    // Every prompt refused: the request itself is wrong (model, parameters), not the prompts.
+    throw new BadInputError(done.get(refused[0]!.id)?.error ?? 'the policy server refused every prompt');
+  }
+
+  const gradeIn = join(job.dir, 'grade.in.jsonl');
+  const gradeOut = join(job.dir, 'grade.out.jsonl');
+  await writeJsonlAtomic(
+    gradeIn,
+    job.problems.flatMap((p) =>
+      (done.get(p.id)?.responses ?? []).map((r, j) => ({ id: `${p.id}/${j}`, kind: p.answerKind, prediction: r.text, reference: p.answer })),
+    ),
+  );
+  await gradeFile({ python: job.python, inPath: gradeIn, outPath: gradeOut, workers: job.graderWorkers, signal: job.signal });
+  const graded = new Map<string, { extracted: string | null; correct: boolean }>();
+  for await (const { text } of readJsonlLines(gradeOut)) {
+    const g = JSON.parse(text) as { id: string; extracted: string | null; correct: boolean };
+    graded.set(g.id, g);
+  }
+  return job.problems.map((problem) => {
+    const asked = done.get(problem.id);
+    const responses = (asked?.responses ?? []).map((r, index) => {
+      const g = graded.get(`${problem.id}/${index}`);
+      return { index, text: r.text, finishReason: r.finishReason, extracted: g?.extracted ?? null, correct: g?.correct ?? false };
+    });
+    return { problem, responses, ...(asked?.error !== undefined ? { error: asked.error } : {}) };
+  });
+}
+
+/** Removes the scratch files once the caller's output is safely written. */
+export async function clearScratch(dir: string): Promise<void> {
+  await Promise.all(['samples.partial.jsonl', 'grade.in.jsonl', 'grade.out.jsonl'].map((f) => rm(join(dir, f), { force: true })));
+}
+
+/**
+ * Answers a previous attempt already wrote. A line torn by a crash is dropped (that problem is asked
+ * again) and the file rewritten whole, so the next append starts on a fresh line.
+ */
+async function recoverAsked(path: string): Promise<Map<string, Asked>> {
+  const done = new Map<string, Asked>();
+  if (!(await exists(path))) {
+    await writeFileAtomic(path, '');
+    return done;
+  }
+  const text = await readFile(path, 'utf8');
+  for (const line of text.split('\n')) {
+    try {
+      const a = JSON.parse(line) as Asked;
+      if (typeof a.id === 'string' && Array.isArray(a.responses)) done.set(a.id, a);
+    } catch {
+      // The torn last line.
+    }
+  }
+  if (text !== '' && !text.endsWith('\n')) await writeFileAtomic(path, toJsonl([...done.values()]));
+  return done;
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** The problems at positions [start, end) of a normalized dataset file. */
+export async function readProblemRange(uri: string, start: number, end: number, parse: (text: string) => ProblemRecord): Promise<ProblemRecord[]> {
+  const problems: ProblemRecord[] = [];
+  let index = 0;
+  for await (const { text } of readJsonlLines(uri)) {
+    if (index >= start && index < end) problems.push(parse(text));
+    index += 1;
+    if (index >= end) break;
+  }
+  return problems;
+}
