@@ -1,0 +1,681 @@
+"""SFT job: a base checkpoint and a JSONL of prompt/completion pairs in, a fine-tuned plain checkpoint out.
+
+    python -m prm_raft.sft --config job.json
+    accelerate launch --config_file python-sft/accelerate/cpu.yaml -m prm_raft.sft --config job.json
+
+Config (JSON object; unknown keys, wrong types and missing files are errors; relative paths are relative to the
+working directory)::
+
+    {"model": DIR, "train_file": JSONL, "output_dir": DIR,                   (required)
+     "method": "full" | "lora",                                              ("full")
+     "lora": {"r": 16, "alpha": 32, "dropout": 0.05,
+              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},   (used when method = lora)
+     "epochs": 1, "max_steps": -1, "learning_rate": 1e-5, "per_device_batch_size": 8,
+     "gradient_accumulation_steps": 1, "max_length": 512, "bf16": false, "gradient_checkpointing": false,
+     "save_steps": 50, "save_total_limit": 2, "seed": 0, "warmup_ratio": 0.0, "lr_scheduler": "cosine",
+     "logging_steps": 5}
+
+`train_file` holds one ``{"prompt": str, "completion": str}`` per line (other fields are ignored, blank lines are
+skipped). TRL's ``SFTTrainer`` trains on the completion only (prompt tokens get label -100) and the tokenizer's EOS
+is appended to every completion, so the model learns to stop.
+
+Stdout carries JSON lines only (everything else, including library output, goes to stderr)::
+
+    {"event": "progress", "step": 120, "total": 900, "loss": 0.41}       every logging step
+    {"event": "checkpoint", "step": 150, "path": ".../checkpoints/checkpoint-150"}
+    {"event": "done", "output": "<output_dir>/final",
+     "metrics": {"steps": N, "loss_first": x, "loss_last": y, "train_runtime": s}}
+
+Layout of `output_dir`: ``checkpoints/checkpoint-N`` (the Trainer's own, with optimizer, scheduler and RNG state),
+``sft-job.json`` (what determines the result, to refuse resuming another job's checkpoints), ``adapter/`` (LoRA
+only: the trained adapter) and ``final/`` (the model and tokenizer; with LoRA the merged model, so any server loads
+it as a plain checkpoint), which appears atomically (written as ``final.tmp`` and renamed). If ``final/`` exists
+the job prints its done event and exits 0 without training. Otherwise it resumes from the newest complete
+checkpoint, if any (the Trainer restores weights, optimizer, scheduler, RNG state and the position in the seeded
+data order, so a resumed run ends with the same weights as an uninterrupted one).
+
+Exit codes: 0 done; 2 bad config or data (the message on stderr says what and where); 3 out of GPU memory;
+anything else (a traceback, exit 1) is retryable.
+
+Test hook: ``PRM_RAFT_SFT_FAULT=oom@STEP`` or ``crash@STEP`` raises a fake CUDA OOM (exit 3) or a crash (exit 1)
+when the run reaches global step STEP; append ``:once`` to fire only once per output_dir (a marker file in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_OOM = 0, 2, 3
+FINAL_DIR = "final"
+CHECKPOINTS_DIR = "checkpoints"
+ADAPTER_DIR = "adapter"
+JOB_FILE = "sft-job.json"
+SUMMARY_FILE = "prm_raft_sft.json"  # written inside final/: the job's config and metrics
+FAULT_ENV = "PRM_RAFT_SFT_FAULT"
+LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
+
+Emit = Callable[..., None]
+
+
+class BadInput(Exception):
+    """Bad config or data: exit code 2, not retryable."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    r: int = 16
+    alpha: float = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | str = ("q_proj", "k_proj", "v_proj", "o_proj")  # or "all-linear"
+
+
+@dataclass(frozen=True)
+class SftJob:
+    model: str
+    train_file: str
+    output_dir: str
+    method: str = "full"
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    epochs: float = 1
+    max_steps: int = -1
+    learning_rate: float = 1e-5
+    per_device_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    save_steps: int = 50
+    save_total_limit: int | None = 2
+    seed: int = 0
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "cosine"
+    logging_steps: int = 5
+
+    def as_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        if isinstance(self.lora.target_modules, tuple):
+            d["lora"]["target_modules"] = list(self.lora.target_modules)
+        return d
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _is_num(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _int_min(lo: int) -> Callable[[Any], str | None]:
+    return lambda v: None if _is_int(v) and v >= lo else f"must be an integer >= {lo}"
+
+
+def _positive(v: Any) -> str | None:
+    return None if _is_num(v) and v > 0 else "must be a number > 0"
+
+
+def _path(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "must be a non-empty string (a path)"
+
+
+def _bool(v: Any) -> str | None:
+    return None if type(v) is bool else "must be true or false"
+
+
+def _choice(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices and isinstance(v, str) else "must be one of " + ", ".join(map(json.dumps, choices))
+
+
+def _target_modules(v: Any) -> str | None:
+    if v == "all-linear" or (isinstance(v, list) and v and all(isinstance(m, str) and m for m in v)):
+        return None
+    return 'must be a non-empty list of module names or "all-linear"'
+
+
+_REQUIRED = object()
+_TOP_RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
+    "model": (_REQUIRED, _path),
+    "train_file": (_REQUIRED, _path),
+    "output_dir": (_REQUIRED, _path),
+    "method": ("full", _choice("full", "lora")),
+    "lora": (None, lambda v: None if isinstance(v, dict) else "must be an object"),
+    "epochs": (1, _positive),
+    "max_steps": (-1, lambda v: None if _is_int(v) and (v == -1 or v >= 1) else "must be -1 (train for `epochs`) or an integer >= 1"),
+    "learning_rate": (1e-5, _positive),
+    "per_device_batch_size": (8, _int_min(1)),
+    "gradient_accumulation_steps": (1, _int_min(1)),
+    "max_length": (512, _int_min(2)),
+    "bf16": (False, _bool),
+    "gradient_checkpointing": (False, _bool),
+    "save_steps": (50, _int_min(1)),
+    "save_total_limit": (2, lambda v: None if v is None or (_is_int(v) and v >= 1) else "must be an integer >= 1 or null (keep all)"),
+    "seed": (0, _int_min(0)),
+    "warmup_ratio": (0.0, lambda v: None if _is_num(v) and 0 <= v < 1 else "must be a number in [0, 1)"),
+    "lr_scheduler": ("cosine", _choice(*LR_SCHEDULERS)),
+    "logging_steps": (5, _int_min(1)),
+}
+_LORA_RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
+    "r": (16, _int_min(1)),
+    "alpha": (32, _positive),
+    "dropout": (0.05, lambda v: None if _is_num(v) and 0 <= v < 1 else "must be a number in [0, 1)"),
+    "target_modules": (["q_proj", "k_proj", "v_proj", "o_proj"], _target_modules),
+}
+
+
+def _check_keys(where: str, obj: dict[str, Any], rules: dict[str, tuple[Any, Callable[[Any], str | None]]], prefix: str) -> dict[str, Any]:
+    unknown = [k for k in obj if k not in rules]
+    if unknown:
+        raise BadInput(f'{where}: unknown key "{prefix}{unknown[0]}" (allowed: {", ".join(prefix + k for k in rules)})')
+    out: dict[str, Any] = {}
+    for key, (default, rule) in rules.items():
+        if key not in obj:
+            if default is _REQUIRED:
+                raise BadInput(f'{where}: missing required key "{prefix}{key}"')
+            out[key] = default
+            continue
+        problem = rule(obj[key])
+        if problem:
+            raise BadInput(f'{where}: "{prefix}{key}" {problem} (got {json.dumps(obj[key])})')
+        out[key] = obj[key]
+    return out
+
+
+def parse_config(raw: Any, where: str = "config") -> SftJob:
+    """Validate a decoded config object; paths are made absolute (relative to the working directory)."""
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: must be a JSON object")
+    top = _check_keys(where, raw, _TOP_RULES, "")
+    lora = _check_keys(where, top["lora"] or {}, _LORA_RULES, "lora.")
+    tm = lora["target_modules"]
+    top["lora"] = LoraSpec(
+        r=lora["r"],
+        alpha=float(lora["alpha"]),
+        dropout=float(lora["dropout"]),
+        target_modules=tm if isinstance(tm, str) else tuple(tm),
+    )
+    for key in ("model", "train_file", "output_dir"):
+        top[key] = os.path.abspath(os.path.expanduser(top[key]))
+    for key in ("epochs", "learning_rate", "warmup_ratio"):
+        top[key] = float(top[key])
+    return SftJob(**top)
+
+
+def load_config(path: str | os.PathLike[str]) -> SftJob:
+    where = f"config {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{where}: cannot read: {e}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return parse_config(raw, where)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainData:
+    prompts: list[str]
+    completions: list[str]
+    lines: list[int]  # the 1-based line of each record in train_file
+    sha256: str
+
+
+def read_train_file(path: str) -> TrainData:
+    where = f"train_file {path}"
+    if not os.path.isfile(path):
+        raise BadInput(f"{where}: file not found")
+    prompts: list[str] = []
+    completions: list[str] = []
+    lines: list[int] = []
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            h.update(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadInput(f"{where} line {lineno}: not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BadInput(f"{where} line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(rec, dict):
+                raise BadInput(f'{where} line {lineno}: must be a JSON object with "prompt" and "completion"')
+            for key in ("prompt", "completion"):
+                if key not in rec:
+                    raise BadInput(f'{where} line {lineno}: missing "{key}"')
+                if not isinstance(rec[key], str):
+                    raise BadInput(f'{where} line {lineno}: "{key}" must be a string')
+            if not rec["completion"].strip():
+                raise BadInput(f'{where} line {lineno}: empty "completion"')
+            prompts.append(rec["prompt"])
+            completions.append(rec["completion"])
+            lines.append(lineno)
+    if not prompts:
+        raise BadInput(f"{where}: no records (empty dataset)")
+    return TrainData(prompts, completions, lines, h.hexdigest())
+
+
+def count_truncated(tokenizer: Any, data: TrainData, max_length: int, where: str) -> int:
+    """How many examples exceed max_length (TRL keeps their start, so they lose their EOS); an example whose
+    prompt alone fills max_length has nothing left to learn from and is bad data."""
+    eos = tokenizer.eos_token
+    truncated = 0
+    first: list[int] = []
+    chunk = 1024
+    for start in range(0, len(data.prompts), chunk):
+        ps = data.prompts[start : start + chunk]
+        cs = data.completions[start : start + chunk]
+        p_ids = tokenizer(ps)["input_ids"]
+        f_ids = tokenizer([p + c + ("" if c.endswith(eos) else eos) for p, c in zip(ps, cs)])["input_ids"]
+        for i, (p, full) in enumerate(zip(p_ids, f_ids)):
+            if len(p) >= max_length:
+                raise BadInput(
+                    f"{where} line {data.lines[start + i]}: the prompt alone is {len(p)} tokens, "
+                    f"max_length is {max_length}: no completion token would be trained on"
+                )
+            if len(full) > max_length:
+                truncated += 1
+                if len(first) < 5:
+                    first.append(data.lines[start + i])
+    if truncated:
+        log(
+            f"warning: {truncated} of {len(data.prompts)} examples are longer than max_length={max_length} tokens and "
+            f"are truncated (losing their EOS); first at lines {first}"
+        )
+    return truncated
+
+
+# --------------------------------------------------------------------------------------------------
+# Output dir: final, job identity, checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(f"[sft] {msg}", file=sys.stderr, flush=True)
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def job_identity(job: SftJob, data_sha256: str) -> dict[str, Any]:
+    """Everything that determines the trained weights (not logging or checkpointing cadence)."""
+    d = job.as_json()
+    for key in ("output_dir", "train_file", "save_steps", "save_total_limit", "logging_steps", "gradient_checkpointing"):
+        d.pop(key)
+    if job.method != "lora":
+        d.pop("lora")
+    d["train_file_sha256"] = data_sha256
+    return d
+
+
+def check_job_identity(out: Path, identity: dict[str, Any], has_checkpoints: bool) -> None:
+    path = out / JOB_FILE
+    previous = _read_json(path)
+    if has_checkpoints and isinstance(previous, dict) and isinstance(previous.get("identity"), dict):
+        old = previous["identity"]
+        diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+        if diff:
+            raise BadInput(
+                f"output_dir {out} holds checkpoints of a different job (differs in: {', '.join(diff)}); "
+                "use a new output_dir or delete the old one"
+            )
+    if is_main_process():
+        _write_json_atomic(path, {"identity": identity})
+
+
+_CKPT_RE = re.compile(r"checkpoint-(\d+)")
+
+
+def find_resume_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest complete checkpoint-N (its trainer_state.json, which the Trainer writes last, parses and names
+    step N); incomplete ones (a crash during a save) are removed."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = []
+    for p in ckpt_dir.iterdir():
+        m = _CKPT_RE.fullmatch(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for step, p in sorted(found, reverse=True):
+        state = _read_json(p / "trainer_state.json")
+        if isinstance(state, dict) and state.get("global_step") == step:
+            return str(p)
+        log(f"removing incomplete checkpoint {p}")
+        if is_main_process():
+            shutil.rmtree(p, ignore_errors=True)
+    return None
+
+
+def done_from_existing(final: Path, emit: Emit) -> None:
+    summary = _read_json(final / SUMMARY_FILE)
+    metrics = summary.get("metrics") if isinstance(summary, dict) else None
+    log(f"{final} exists: nothing to do")
+    emit("done", output=str(final), metrics=metrics if isinstance(metrics, dict) else {})
+
+
+# --------------------------------------------------------------------------------------------------
+# Failure classes
+# --------------------------------------------------------------------------------------------------
+
+
+def is_oom(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error anywhere in the exception chain."""
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "OutOfMemoryError" or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower()):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def parse_fault(spec: str | None) -> tuple[str, int, bool] | None:
+    """TEST HOOK: PRM_RAFT_SFT_FAULT=oom@STEP | crash@STEP, optionally with :once."""
+    if not spec:
+        return None
+    m = re.fullmatch(r"(oom|crash)@(\d+)(:once)?", spec.strip())
+    if not m:
+        raise BadInput(f"{FAULT_ENV}={spec!r}: expected oom@STEP or crash@STEP, optionally followed by :once")
+    return m.group(1), int(m.group(2)), bool(m.group(3))
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_target_modules(job: SftJob) -> None:
+    """LoRA target modules must name modules of the model (checked on the meta device: no weights are loaded)."""
+    tm = job.lora.target_modules
+    if job.method != "lora" or isinstance(tm, str):
+        return
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(job.model)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} | {name for name, _ in model.named_modules()}
+    missing = [m for m in tm if m not in names]
+    if missing:
+        linear = sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)})
+        raise BadInput(f'config: "lora.target_modules" names modules the model does not have: {missing} (its linear layers: {linear})')
+
+
+def build_trainer(job: SftJob, data: TrainData, tokenizer: Any, callbacks: list[Any]) -> Any:
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        output_dir=str(Path(job.output_dir) / CHECKPOINTS_DIR),
+        num_train_epochs=job.epochs,
+        max_steps=job.max_steps,
+        learning_rate=job.learning_rate,
+        per_device_train_batch_size=job.per_device_batch_size,
+        gradient_accumulation_steps=job.gradient_accumulation_steps,
+        max_length=job.max_length,
+        packing=False,
+        completion_only_loss=True,  # prompt tokens get label -100
+        bf16=job.bf16,  # TRL defaults bf16 to True: always pass it
+        fp16=False,
+        # TRL defaults gradient_checkpointing to True; transformers 5 renamed it activation_checkpointing (the old
+        # name is a deprecated alias that mirrors the new one)
+        activation_checkpointing=job.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=job.save_steps,
+        save_total_limit=job.save_total_limit,
+        save_only_model=False,  # optimizer, scheduler and RNG state too: exact resume
+        logging_strategy="steps",
+        logging_steps=job.logging_steps,
+        logging_first_step=True,
+        seed=job.seed,
+        data_seed=job.seed,
+        # transformers 5 dropped warmup_ratio: a float warmup_steps in [0, 1) is a ratio of the total steps
+        warmup_steps=job.warmup_ratio if job.warmup_ratio > 0 else 0,
+        lr_scheduler_type=job.lr_scheduler,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # fp32 master weights (bf16 is autocast); device_map=None so that the Trainer / DeepSpeed / FSDP place the
+        # model (TRL would otherwise pick device_map="auto" on a single GPU and under FSDP).
+        model_init_kwargs={"dtype": "float32", "device_map": None},
+    )
+    peft_config = None
+    if job.method == "lora":
+        from peft import LoraConfig
+
+        tm = job.lora.target_modules
+        peft_config = LoraConfig(
+            r=job.lora.r,
+            lora_alpha=job.lora.alpha,
+            lora_dropout=job.lora.dropout,
+            target_modules=tm if isinstance(tm, str) else list(tm),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+    dataset = Dataset.from_dict({"prompt": data.prompts, "completion": data.completions})
+    return SFTTrainer(
+        model=job.model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+
+
+def _callbacks(emit: Emit, fault: tuple[str, int, bool] | None, out: Path) -> list[Any]:
+    import torch
+    from transformers import TrainerCallback
+
+    class JsonProgress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if state.is_world_process_zero and logs and "loss" in logs:
+                emit("progress", step=state.global_step, total=state.max_steps, loss=float(logs["loss"]))
+
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+            if state.is_world_process_zero:
+                emit("checkpoint", step=state.global_step, path=os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+
+    callbacks: list[Any] = [JsonProgress()]
+
+    if fault is not None:  # TEST HOOK (PRM_RAFT_SFT_FAULT): a fake OOM or crash at a given step
+
+        kind, at_step, once = fault
+        marker = out / f".fault-fired-{kind}@{at_step}"
+
+        class FaultInjector(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+                if state.global_step != at_step:
+                    return
+                if once:
+                    if marker.exists():
+                        return
+                    marker.touch()
+                if kind == "oom":
+                    raise torch.OutOfMemoryError(f"CUDA out of memory. (fake, {FAULT_ENV} test hook, step {at_step})")
+                raise RuntimeError(f"fake crash ({FAULT_ENV} test hook, step {at_step})")
+
+        callbacks.append(FaultInjector())
+    return callbacks
+
+
+def _metrics(trainer: Any, train_runtime: float) -> dict[str, Any]:
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "steps": trainer.state.global_step,
+        "loss_first": float(losses[0]) if losses else None,
+        "loss_last": float(losses[-1]) if losses else None,
+        "train_runtime": round(float(train_runtime), 3),
+    }
+
+
+def _save_final(job: SftJob, trainer: Any, tokenizer: Any, out: Path, summary: dict[str, Any]) -> Path:
+    """Write the model + tokenizer into final.tmp, then rename it to final. All ranks call this (saving under
+    DeepSpeed ZeRO-3 / FSDP gathers the weights collectively); only the main process writes."""
+    final, tmp = out / FINAL_DIR, out / f"{FINAL_DIR}.tmp"
+    main = trainer.is_world_process_zero()
+    if main and tmp.exists():
+        shutil.rmtree(tmp)
+    if getattr(trainer, "is_fsdp_enabled", False):
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    if job.method == "lora":
+        adapter = out / ADAPTER_DIR
+        trainer.save_model(str(adapter))
+        trainer.accelerator.wait_for_everyone()
+        if main:
+            # Merge on CPU from a fresh copy of the base (works the same whether training was sharded or not).
+            import torch
+            from peft import PeftModel
+            from transformers import AutoModelForCausalLM
+
+            base = AutoModelForCausalLM.from_pretrained(job.model, dtype=torch.float32, device_map=None)
+            merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+            merged.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+    else:
+        trainer.save_model(str(tmp))  # the model and the processing class (tokenizer)
+    if main:
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        _write_json_atomic(tmp / SUMMARY_FILE, summary)
+        os.rename(tmp, final)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def run(job: SftJob, emit: Emit) -> int:
+    out = Path(job.output_dir)
+    final = out / FINAL_DIR
+    if final.is_dir():
+        done_from_existing(final, emit)
+        return EXIT_OK
+
+    if not os.path.isdir(job.model) or not os.path.isfile(os.path.join(job.model, "config.json")):
+        raise BadInput(f"model {job.model}: not a checkpoint directory (no config.json)")
+    data = read_train_file(job.train_file)
+    fault = parse_fault(os.environ.get(FAULT_ENV))
+
+    import torch
+
+    if job.bf16 and not torch.cuda.is_available():
+        raise BadInput('config: "bf16": true needs a GPU and no CUDA device is available; set "bf16": false for CPU runs')
+
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(job.model)
+    except (OSError, ValueError) as e:
+        raise BadInput(f"model {job.model}: cannot load its tokenizer: {e}") from None
+    if tokenizer.eos_token is None:
+        raise BadInput(f"model {job.model}: the tokenizer has no eos_token (needed to end each completion)")
+    truncated = count_truncated(tokenizer, data, job.max_length, f"train_file {job.train_file}")
+    _check_target_modules(job)
+
+    ckpt_dir = out / CHECKPOINTS_DIR
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    resume = find_resume_checkpoint(ckpt_dir)
+    check_job_identity(out, job_identity(job, data.sha256), has_checkpoints=resume is not None)
+    log(f"resuming from {resume}" if resume else f"starting from {job.model}: {len(data.prompts)} examples")
+
+    trainer = build_trainer(job, data, tokenizer, _callbacks(emit, fault, out))
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = _metrics(trainer, result.metrics.get("train_runtime", 0.0))
+    summary = {"config": job.as_json(), "train_file_sha256": data.sha256, "examples": len(data.prompts), "truncated": truncated, "resumed_from": resume, "metrics": metrics}
+    final = _save_final(job, trainer, tokenizer, out, summary)
+    emit("done", output=str(final), metrics=metrics)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------------
+
+
+def make_emitter(stream: TextIO) -> Emit:
+    def emit(event: str, **fields: Any) -> None:
+        if is_main_process():
+            stream.write(json.dumps({"event": event, **fields}) + "\n")
+            stream.flush()
+
+    return emit
+
+
+def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
+    """Run the job; JSON events go to `events` (stdout by default). Returns the exit code for done, bad input and
+    out-of-memory; any other error propagates (retryable)."""
+    parser = argparse.ArgumentParser(prog="python -m prm_raft.sft", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="job config (JSON)")
+    ns = parser.parse_args(argv)
+    emit = make_emitter(events if events is not None else sys.stdout)
+    try:
+        job = load_config(ns.config)
+        return run(job, emit)
+    except BadInput as e:
+        log(f"error: {e}")
+        return EXIT_BAD_INPUT
+    except Exception as e:
+        if is_oom(e):
+            log(f"error: out of GPU memory: {e} (lower per_device_batch_size or max_length, or set gradient_checkpointing)")
+            return EXIT_OOM
+        raise
+
+
+def cli() -> None:
+    """Keep stdout for the JSON events: fd 1 is pointed at stderr so that anything else printed (by this process,
+    by libraries, by C extensions) lands in the logs."""
+    sys.stdout.flush()
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.exit(main(events=events))
+
+
+if __name__ == "__main__":
+    cli()
