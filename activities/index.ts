@@ -1,11 +1,35 @@
-// Every activity the worker serves; workflows import only the type.
+// Every activity the worker serves; workflows import only the types.
 import { checkPolicy } from './check-policy.js';
+import { checkPrm } from './check-prm.js';
 import { evaluateShard } from './evaluate-shard.js';
 import { prepareDataset } from './prepare-dataset.js';
+import { runSft } from './run-sft.js';
+import { sampleShard } from './sample-shard.js';
+import { scoreShard } from './score-shard.js';
+import { selectResponses } from './select-responses.js';
+import { createServingActivities } from './serve-policy.js';
 import { mergeShardResults, writeRunSummary } from './write-results.js';
 
-export function createActivities() {
-  return { prepareDataset, checkPolicy, evaluateShard, mergeShardResults, writeRunSummary };
+export interface ActivityDeps {
+  /** This worker's own task queue: activities that must run where a server was started go there. */
+  workerQueue: string;
 }
 
-export type EvaluationActivities = ReturnType<typeof createActivities>;
+export function createActivities(deps: ActivityDeps) {
+  return {
+    prepareDataset,
+    checkPolicy,
+    evaluateShard,
+    mergeShardResults,
+    writeRunSummary,
+    checkPrm,
+    sampleShard,
+    scoreShard,
+    selectResponses,
+    runSft,
+    ...createServingActivities(deps.workerQueue),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type EvaluationActivities = Pick<Activities, 'prepareDataset' | 'checkPolicy' | 'evaluateShard' | 'mergeShardResults' | 'writeRunSummary'>;

@@ -1,6 +1,6 @@
 // Shared by the evaluation and sampling stages: ask the policy for every problem of a shard, resumably,
 // then grade every response in one grader process. Not an activity itself.
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gradeFile } from '../clients/grader.js';
 import { PolicyClient, type PolicyEndpoint, type SamplingParams } from '../clients/policy.js';
@@ -8,7 +8,8 @@ import { BadInputError } from '../core/errors.js';
 import { renderPrompt, type PromptTemplate } from '../core/prompts.js';
 import type { ProblemRecord } from '../core/records.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
-import { exists, readJsonlLines, toJsonl, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
+import { readJsonlLines, toJsonl, writeJsonlAtomic } from '../store/files.js';
+import { recoverPartial } from '../store/partial.js';
 
 export interface GradedResponse {
   index: number;
@@ -46,7 +47,7 @@ export interface SampleAndGradeJob {
 
 export async function sampleAndGrade(job: SampleAndGradeJob): Promise<SampledProblem[]> {
   const partialPath = join(job.dir, 'samples.partial.jsonl');
-  const done = await recoverAsked(partialPath);
+  const done = await recoverPartial(partialPath, (x): x is Asked => Array.isArray((x as Asked | null)?.responses) && typeof (x as Asked).id === 'string');
   const todo = job.problems.filter((p) => !done.has(p.id));
   job.onProgress(done.size, job.problems.length);
 
@@ -103,29 +104,6 @@ export async function sampleAndGrade(job: SampleAndGradeJob): Promise<SampledPro
 /** Removes the scratch files once the caller's output is safely written. */
 export async function clearScratch(dir: string): Promise<void> {
   await Promise.all(['samples.partial.jsonl', 'grade.in.jsonl', 'grade.out.jsonl'].map((f) => rm(join(dir, f), { force: true })));
-}
-
-/**
- * Answers a previous attempt already wrote. A line torn by a crash is dropped (that problem is asked
- * again) and the file rewritten whole, so the next append starts on a fresh line.
- */
-async function recoverAsked(path: string): Promise<Map<string, Asked>> {
-  const done = new Map<string, Asked>();
-  if (!(await exists(path))) {
-    await writeFileAtomic(path, '');
-    return done;
-  }
-  const text = await readFile(path, 'utf8');
-  for (const line of text.split('\n')) {
-    try {
-      const a = JSON.parse(line) as Asked;
-      if (typeof a.id === 'string' && Array.isArray(a.responses)) done.set(a.id, a);
-    } catch {
-      // The torn last line.
-    }
-  }
-  if (text !== '' && !text.endsWith('\n')) await writeFileAtomic(path, toJsonl([...done.values()]));
-  return done;
 }
 
 export function chunk<T>(items: readonly T[], size: number): T[][] {

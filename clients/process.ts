@@ -1,5 +1,7 @@
 // Child processes in their own process group, so cancelling kills the whole tree, never leaving orphans.
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 const liveGroups = new Set<number>();
@@ -74,5 +76,40 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     // Grandchildren may outlive a finished parent; the group goes with it.
     killGroup(pid, 'SIGKILL');
     liveGroups.delete(pid);
+  }
+}
+
+/**
+ * Starts a long-lived server in its own process group, its output appended to `logPath`. It is killed with
+ * the worker (killAllProcessGroups) or by `stopBackground`.
+ */
+export function startBackground(file: string, args: readonly string[], logPath: string, env?: Record<string, string>): number {
+  const log = openSync(logPath, 'a');
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...env } });
+    if (child.pid === undefined) throw new Error(`could not start ${file}`);
+    child.unref();
+    liveGroups.add(child.pid);
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. */
+export async function stopBackground(pid: number, graceSeconds = 10): Promise<void> {
+  killGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + graceSeconds * 1000;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if (isAlive(pid)) killGroup(pid, 'SIGKILL');
+  liveGroups.delete(pid);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -5,11 +5,22 @@ import { PromptTemplate, PROMPT_PRESETS } from './prompts.js';
 import { Aggregation } from './aggregate.js';
 import { SelectionConfig } from './selection.js';
 import { StepSplitConfig } from './steps.js';
+import { unknownPlaceholders } from './command.js';
 
 const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegativeInt = z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' });
 const nonEmpty = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
 const port = z.int({ error: 'expected a port number' }).min(1).max(65535);
+/** A command template whose `{placeholders}` must be among `known`. */
+const commandTemplate = (known: readonly string[]) =>
+  z
+    .array(nonEmpty)
+    .min(1, { error: 'expected a command: a list of program and arguments' })
+    .superRefine((cmd, ctx) => {
+      for (const name of unknownPlaceholders(cmd, known)) {
+        ctx.addIssue({ code: 'custom', message: `unknown placeholder {${name}}; known: ${known.map((k) => `{${k}}`).join(', ')}` });
+      }
+    });
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL such as http://127.0.0.1:8000/v1' });
 
 export const TemporalConfig = z.strictObject({
@@ -144,7 +155,7 @@ export const SftConfig = z.strictObject({
    * `[accelerate, launch, --config_file, python-sft/accelerate/cpu.yaml, -m, prm_raft.sft, --config, "{config}"]`,
    * on Slurm `[sbatch, --wait, …]`.
    */
-  command: z.array(nonEmpty).min(1).default(['{python}', '-m', 'prm_raft.sft', '--config', '{config}']),
+  command: commandTemplate(['python', 'config', 'output_dir']).default(['{python}', '-m', 'prm_raft.sft', '--config', '{config}']),
   method: z.enum(['full', 'lora']).default('full'),
   lora: z
     .strictObject({
@@ -176,9 +187,7 @@ export type SftConfig = z.infer<typeof SftConfig>;
 
 export const ServingConfig = z.strictObject({
   /** Serves a new checkpoint for evaluation; `{python}`, `{checkpoint}`, `{model}`, `{port}` are filled in. */
-  command: z
-    .array(nonEmpty)
-    .min(1)
+  command: commandTemplate(['python', 'checkpoint', 'model', 'port'])
     .default(['{python}', '-m', 'prm_raft.policy_server', '--model', '{checkpoint}', '--served-model-name', '{model}', '--host', '127.0.0.1', '--port', '{port}']),
   /** How other workers reach a server started on the gpu worker. */
   host: nonEmpty.default('127.0.0.1'),

@@ -1,11 +1,9 @@
 // The embedded stack on this machine: Temporal dev server, local model servers, a worker — started, checked, stopped.
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.js';
 import { exists, writeFileAtomic } from '../store/files.js';
-import { killGroup } from '../clients/process.js';
+import { isAlive, startBackground, stopBackground } from '../clients/process.js';
 import { connectClient, resolveTemporalTarget } from './temporal-connection.js';
 
 export interface StackPart {
@@ -60,6 +58,19 @@ export function stackParts(config: Config, configPath: string): StackPart[] {
       health: () => httpHealth(`http://127.0.0.1:${local.port}/health`),
     });
   }
+  const prm = config.prm?.localServer;
+  if (prm && config.prm) {
+    parts.push({
+      name: 'prm',
+      command: [
+        resolve(config.python), '-m', 'prm_raft.prm_server',
+        '--model', resolve(prm.checkpoint), '--served-model-name', config.prm.model,
+        '--host', '127.0.0.1', '--port', String(prm.port),
+      ],
+      url: `${config.prm.kind.toUpperCase()} "${config.prm.model}" at http://127.0.0.1:${prm.port}`,
+      health: () => httpHealth(`http://127.0.0.1:${prm.port}/health`),
+    });
+  }
   parts.push({
     name: 'worker',
     command: [process.execPath, resolve('bin/prm-raft.js'), 'worker', '--config', resolve(configPath)],
@@ -93,15 +104,6 @@ async function httpHealth(url: string): Promise<string | null> {
 
 function pidDir(config: Config) {
   return join(resolve(config.temporal.dev.stateDir), 'pids');
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function readPidRecord(config: Config, name: string): Promise<PidRecord | null> {
@@ -142,14 +144,8 @@ export async function stackUp(config: Config, configPath: string, log: (line: st
       log(`${part.name}: already running (pid ${record.pid})`);
     } else {
       const logPath = join(state, 'logs', `${part.name}.log`);
-      const fd = openSync(logPath, 'a');
       const [file, ...args] = part.command as [string, ...string[]];
-      // Its own process group, so `down` can stop the part and everything it started.
-      const child = spawn(file, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, HF_HUB_OFFLINE: '1' } });
-      closeSync(fd);
-      const pid = child.pid;
-      if (pid === undefined) throw new Error(`${part.name}: could not start ${file}`);
-      child.unref();
+      const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1' });
       record = { name: part.name, pid, command: part.command, startedAt: new Date().toISOString() };
       await writeFileAtomic(join(pidDir(config), `${part.name}.json`), JSON.stringify(record, null, 2));
       log(`${part.name}: started (pid ${pid}), log ${logPath}`);
@@ -186,17 +182,14 @@ export async function stackStatus(config: Config, configPath: string): Promise<P
 export async function stackDown(config: Config, log: (line: string) => void): Promise<void> {
   const dir = pidDir(config);
   if (!(await exists(dir))) return;
-  const order = ['worker', 'policy', 'temporal'];
+  const order = ['worker', 'policy', 'prm', 'temporal'];
   const names = (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
   names.sort((a, b) => order.indexOf(a) - order.indexOf(b));
   for (const name of names) {
     const path = join(dir, `${name}.json`);
     const record = JSON.parse(await readFile(path, 'utf8')) as PidRecord;
     if (await isSameProcess(record)) {
-      killGroup(record.pid, 'SIGTERM');
-      const deadline = Date.now() + 15_000;
-      while (isAlive(record.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      if (isAlive(record.pid)) killGroup(record.pid, 'SIGKILL');
+      await stopBackground(record.pid, 15);
       log(`${name}: stopped (pid ${record.pid})`);
     } else {
       log(`${name}: was not running`);

@@ -1,6 +1,7 @@
 // A worker process: one Temporal worker per task queue, all activities, the project's workflows.
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities/index.js';
 import { killAllProcessGroups } from '../clients/process.js';
@@ -19,9 +20,13 @@ export const workflowsPath = ['../workflows/index.js', '../workflows/index.ts']
   .find((p) => existsSync(p)) as string;
 
 export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
-  const activities = createActivities();
-  return Promise.all(
-    opts.serve.map((kind) =>
+  // This process's own queue: a server it starts can only be stopped here.
+  const workerQueue = `${opts.taskQueues.gpu}@${hostname()}-${process.pid}`;
+  const activities = createActivities({ workerQueue });
+  const own = Worker.create({ connection: opts.connection, namespace: opts.namespace, taskQueue: workerQueue, activities });
+  return Promise.all([
+    own,
+    ...opts.serve.map((kind) =>
       Worker.create({
         connection: opts.connection,
         namespace: opts.namespace,
@@ -34,7 +39,7 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
         shutdownGraceTime: '10 seconds',
       }),
     ),
-  );
+  ]);
 }
 
 /** Runs until SIGINT/SIGTERM; child process groups die with the worker. */

@@ -1,2 +1,3 @@
 // Every workflow the worker serves.
 export { evaluatePolicy, evaluationProgressQuery } from './evaluate-policy.js';
+export { raftIteration, raftProgressQuery } from './raft-iteration.js';

@@ -1,0 +1,132 @@
+// Stage: the SFT job on the gpu queue — launched from the config's command, followed through its JSON lines,
+// its exit code turned into a retry decision. A restarted job resumes from its own last checkpoint.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { join, resolve } from 'node:path';
+import { runProcess } from '../clients/process.js';
+import { BadInputError, TransientError } from '../core/errors.js';
+import { cacheDir } from '../core/layout.js';
+import type { ArtifactManifest } from '../core/manifests.js';
+import { SftResult, type RaftIterationInput } from '../core/raft.js';
+import { fillCommand } from '../core/command.js';
+import { contentKey, exists, readJson, writeFileAtomic } from '../store/files.js';
+import { withFailureClasses } from './failures.js';
+
+export interface RunSftInput {
+  base: string;
+  sftData: ArtifactManifest;
+  sft: RaftIterationInput['sft'];
+  /** This attempt's split of the effective batch (halved after an out-of-memory). */
+  perDeviceBatchSize: number;
+  gradientAccumulationSteps: number;
+  python: string;
+  storeRoot: string;
+}
+
+export interface SftHeartbeat {
+  step: number;
+  total: number;
+  loss: number | null;
+}
+
+/** Job events on stdout (DESIGN §4); anything else on stdout is ignored. */
+interface JobEvent {
+  event: string;
+  step?: number;
+  total?: number;
+  loss?: number;
+  output?: string;
+  metrics?: { steps?: number; loss_first?: number; loss_last?: number };
+}
+
+export async function runSft(input: RunSftInput): Promise<SftResult> {
+  return withFailureClasses(async () => {
+    const { sft } = input;
+    // The batch split is left out on purpose: after halving, the job resumes the same run from its checkpoint.
+    const { command: _c, allowBatchHalving: _a, maxAttempts: _m, timeoutHours: _t, perDeviceBatchSize, gradientAccumulationSteps, ...hyper } = sft;
+    const key = contentKey({ v: 1, base: resolve(input.base), data: input.sftData.sha256, hyper, effectiveBatch: perDeviceBatchSize * gradientAccumulationSteps });
+    const outDir = resolve(cacheDir(input.storeRoot, 'sft', key));
+    const resultPath = join(outDir, 'result.json');
+    if (await exists(resultPath)) return { ...SftResult.parse(await readJson(resultPath)), cached: true };
+
+    const jobPath = join(outDir, 'job.json');
+    await writeFileAtomic(
+      jobPath,
+      JSON.stringify(
+        {
+          model: resolve(input.base),
+          train_file: resolve(input.sftData.uri),
+          output_dir: outDir,
+          method: sft.method,
+          ...(sft.lora ? { lora: { r: sft.lora.r, alpha: sft.lora.alpha, dropout: sft.lora.dropout, target_modules: sft.lora.targetModules } } : {}),
+          epochs: sft.epochs,
+          max_steps: sft.maxSteps,
+          learning_rate: sft.learningRate,
+          per_device_batch_size: input.perDeviceBatchSize,
+          gradient_accumulation_steps: input.gradientAccumulationSteps,
+          max_length: sft.maxLength,
+          bf16: sft.bf16,
+          gradient_checkpointing: sft.gradientCheckpointing,
+          save_steps: sft.saveSteps,
+          seed: sft.seed,
+          warmup_ratio: sft.warmupRatio,
+          lr_scheduler: sft.lrScheduler,
+        },
+        null,
+        2,
+      ),
+    );
+
+    const ctx = Context.current();
+    let last: SftHeartbeat = { step: 0, total: 0, loss: null };
+    let lossFirst: number | null = null;
+    let done: JobEvent | null = null;
+    // Liveness between progress lines (a 7B step can take minutes); a hung job is bounded by the timeout.
+    const timer = setInterval(() => ctx.heartbeat(last), 10_000);
+    const [file, ...args] = fillCommand(sft.command, { python: input.python, config: jobPath, output_dir: outDir }) as [string, ...string[]];
+    let outcome;
+    try {
+      ctx.heartbeat(last);
+      outcome = await runProcess(file, args, {
+        signal: ctx.cancellationSignal,
+        env: { HF_HUB_OFFLINE: '1' },
+        onStdoutLine: (line) => {
+          let e: JobEvent;
+          try {
+            e = JSON.parse(line) as JobEvent;
+          } catch {
+            return;
+          }
+          if (e.event === 'progress' && typeof e.step === 'number') {
+            last = { step: e.step, total: e.total ?? last.total, loss: e.loss ?? last.loss };
+            lossFirst ??= e.loss ?? null;
+            ctx.heartbeat(last);
+          } else if (e.event === 'done') {
+            done = e;
+          }
+        },
+      });
+    } finally {
+      clearInterval(timer);
+    }
+    const tail = outcome.stderrTail || 'no message';
+    if (outcome.exitCode === 2) throw new BadInputError(`SFT job rejected its config or data (${jobPath}): ${tail}`);
+    if (outcome.exitCode === 3) {
+      throw ApplicationFailure.nonRetryable(`SFT job ran out of GPU memory at per-device batch ${input.perDeviceBatchSize}: ${tail}`, 'OutOfMemory');
+    }
+    if (outcome.exitCode !== 0) throw new TransientError(`SFT job exited ${outcome.exitCode}; the next attempt resumes from its last checkpoint: ${tail}`);
+    const finished = done as JobEvent | null;
+    if (!finished?.output || !(await exists(finished.output))) throw new TransientError(`SFT job exited 0 without a usable "done" event: ${tail}`);
+    const result: SftResult = {
+      checkpoint: finished.output,
+      steps: finished.metrics?.steps ?? last.step,
+      lossFirst: finished.metrics?.loss_first ?? lossFirst,
+      lossLast: finished.metrics?.loss_last ?? last.loss,
+      perDeviceBatchSize: input.perDeviceBatchSize,
+      gradientAccumulationSteps: input.gradientAccumulationSteps,
+      cached: false,
+    };
+    await writeFileAtomic(resultPath, JSON.stringify(result, null, 2));
+    return result;
+  });
+}

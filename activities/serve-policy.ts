@@ -1,0 +1,84 @@
+// Stages: serve a checkpoint for evaluation (gpu queue) and stop it again (on the same worker's own queue).
+import { Context } from '@temporalio/activity';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { isAlive, startBackground, stopBackground } from '../clients/process.js';
+import { fillCommand } from '../core/command.js';
+import { TransientError } from '../core/errors.js';
+import type { RaftIterationInput, ServedPolicy } from '../core/raft.js';
+import { withFailureClasses } from './failures.js';
+
+export interface StartPolicyServerInput {
+  checkpoint: string;
+  model: string;
+  serving: RaftIterationInput['serving'];
+  python: string;
+  storeRoot: string;
+}
+
+export function createServingActivities(stopQueue: string) {
+  return {
+    async startPolicyServer(input: StartPolicyServerInput): Promise<ServedPolicy> {
+      return withFailureClasses(async () => {
+        const port = await freePort();
+        const logDir = resolve(input.storeRoot, 'logs');
+        await mkdir(logDir, { recursive: true });
+        const logPath = join(logDir, `policy-server-${port}.log`);
+        const [file, ...args] = fillCommand(input.serving.command, {
+          python: input.python,
+          checkpoint: resolve(input.checkpoint),
+          model: input.model,
+          port: String(port),
+        }) as [string, ...string[]];
+        // The server watches this pid and exits if the worker dies without stopping it.
+        const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1', PRM_RAFT_PARENT_PID: String(process.pid) });
+        const ctx = Context.current();
+        const deadline = Date.now() + input.serving.startupTimeoutSeconds * 1000;
+        const health = `http://127.0.0.1:${port}/health`;
+        try {
+          for (;;) {
+            ctx.heartbeat({ waitingFor: health });
+            if (!isAlive(pid)) throw new TransientError(`policy server for ${input.checkpoint} exited during start-up: ${await logTail(logPath)}`);
+            if (await isHealthy(health)) break;
+            if (Date.now() > deadline) throw new TransientError(`policy server for ${input.checkpoint} not healthy after ${input.serving.startupTimeoutSeconds}s: ${await logTail(logPath)}`);
+            ctx.cancellationSignal.throwIfAborted();
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        } catch (err) {
+          await stopBackground(pid);
+          throw err;
+        }
+        return { model: input.model, baseUrl: `http://${input.serving.host}:${port}/v1`, pid, stopQueue };
+      });
+    },
+
+    async stopPolicyServer(input: { pid: number }): Promise<void> {
+      await stopBackground(input.pid);
+    },
+  };
+}
+
+async function isHealthy(url: string): Promise<boolean> {
+  try {
+    return (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok;
+  } catch {
+    return false;
+  }
+}
+
+async function logTail(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-15).join('\n') || `(no output; see ${path})`;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no free port'))));
+    });
+  });
+}

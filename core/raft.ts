@@ -1,0 +1,135 @@
+// What one RAFT iteration passes between its stages, and what it returns: manifests and stats, never records.
+import { z } from 'zod';
+import { EvaluationConfig, GraderConfig, PolicyConfig, PrmConfig, SamplingConfig, ServingConfig, SftConfig, resolvePrompt, type Config } from './config.js';
+import { ArtifactManifest, EvaluationSummary } from './manifests.js';
+import { PromptTemplate } from './prompts.js';
+import { SelectionConfig, SelectionStats } from './selection.js';
+import { StepSplitConfig } from './steps.js';
+
+export const RaftIterationInput = z.strictObject({
+  name: z.string(),
+  /** The policy to improve: served at `baseUrls` under `model`, with its weights at `checkpoint`. */
+  policy: PolicyConfig.omit({ localServer: true }).extend({ checkpoint: z.string() }),
+  /** Serve `policy.checkpoint` from the pipeline itself instead of using `baseUrls` (`iterate --policy PATH`). */
+  servePolicy: z.boolean(),
+  prompt: PromptTemplate,
+  sampling: SamplingConfig,
+  steps: StepSplitConfig,
+  prm: PrmConfig.omit({ localServer: true }),
+  selection: SelectionConfig,
+  sft: SftConfig,
+  serving: ServingConfig,
+  evaluation: EvaluationConfig,
+  grader: GraderConfig,
+  python: z.string(),
+  storeRoot: z.string(),
+  taskQueues: z.strictObject({ cpu: z.string(), gpu: z.string() }),
+});
+export type RaftIterationInput = z.infer<typeof RaftIterationInput>;
+
+/** The iteration's input from a config, or a list of what the config lacks for it. */
+export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: string): RaftIterationInput {
+  const missing: string[] = [];
+  if (!config.sampling) missing.push('sampling (the training prompt sets and N)');
+  if (!config.prm) missing.push('prm (the reward model endpoint)');
+  const checkpoint = policyCheckpoint ?? config.policy.checkpoint;
+  if (!checkpoint) missing.push('policy.checkpoint (the weights SFT starts from), or --policy PATH');
+  if (missing.length > 0 || !config.sampling || !config.prm || !checkpoint) {
+    throw new Error(`config "${config.name}" cannot run a RAFT iteration; it lacks: ${missing.join('; ')}`);
+  }
+  const { localServer: _p, ...policy } = config.policy;
+  const { localServer: _r, ...prm } = config.prm;
+  return {
+    name: config.name,
+    policy: { ...policy, checkpoint },
+    servePolicy: policyCheckpoint !== undefined,
+    prompt: resolvePrompt(config.prompt),
+    sampling: config.sampling,
+    steps: config.steps,
+    prm,
+    selection: config.selection,
+    sft: config.sft,
+    serving: config.serving,
+    evaluation: config.evaluation,
+    grader: config.grader,
+    python: config.python,
+    storeRoot: config.store.root,
+    taskQueues: config.temporal.taskQueues,
+  };
+}
+
+export const SampleShardResult = ArtifactManifest.extend({
+  dataset: z.string(),
+  shard: z.number().int(),
+  prompts: z.number().int(),
+  responses: z.number().int(),
+  /** Responses cut at max_tokens. */
+  truncated: z.number().int(),
+  /** Prompts the server refused (recorded with the reason, no responses). */
+  refused: z.number().int(),
+  correct: z.number().int(),
+  cached: z.boolean(),
+});
+export type SampleShardResult = z.infer<typeof SampleShardResult>;
+
+export const ScoreShardResult = ArtifactManifest.extend({
+  dataset: z.string(),
+  shard: z.number().int(),
+  /** Responses scored, and responses with no steps to score. */
+  scored: z.number().int(),
+  empty: z.number().int(),
+  cached: z.boolean(),
+});
+export type ScoreShardResult = z.infer<typeof ScoreShardResult>;
+
+export const SelectionResult = z.strictObject({
+  /** prompt/completion pairs for the SFT job. */
+  sftData: ArtifactManifest,
+  /** Which response each prompt kept, with its score and grade. */
+  selected: ArtifactManifest,
+  stats: SelectionStats,
+  cached: z.boolean(),
+});
+export type SelectionResult = z.infer<typeof SelectionResult>;
+
+export const SftResult = z.strictObject({
+  checkpoint: z.string(),
+  steps: z.number().int(),
+  lossFirst: z.number().nullable(),
+  lossLast: z.number().nullable(),
+  perDeviceBatchSize: z.number().int(),
+  gradientAccumulationSteps: z.number().int(),
+  cached: z.boolean(),
+});
+export type SftResult = z.infer<typeof SftResult>;
+
+export const ServedPolicy = z.strictObject({
+  model: z.string(),
+  baseUrl: z.string(),
+  pid: z.number().int(),
+  /** The queue of the worker that runs the server: only it can stop it. */
+  stopQueue: z.string(),
+});
+export type ServedPolicy = z.infer<typeof ServedPolicy>;
+
+export const RaftIterationResult = z.strictObject({
+  runDir: z.string(),
+  policyBefore: z.string(),
+  policyAfter: z.string(),
+  sampling: z.strictObject({ prompts: z.number().int(), responses: z.number().int(), truncated: z.number().int(), refused: z.number().int(), correct: z.number().int() }),
+  selection: SelectionStats.extend({ meanSelectedScore: z.number().nullable() }),
+  sft: SftResult,
+  before: EvaluationSummary,
+  after: EvaluationSummary,
+});
+export type RaftIterationResult = z.infer<typeof RaftIterationResult>;
+
+export const RaftProgress = z.strictObject({
+  stage: z.enum(['preparing', 'sampling', 'selecting', 'training', 'evaluating', 'done']),
+  shardsTotal: z.number().int(),
+  shardsSampled: z.number().int(),
+  shardsScored: z.number().int(),
+  promptsTotal: z.number().int(),
+  sft: z.strictObject({ step: z.number().int(), total: z.number().int(), loss: z.number().nullable() }).nullable(),
+});
+export type RaftProgress = z.infer<typeof RaftProgress>;

@@ -1,0 +1,206 @@
+// One RAFT iteration: sample N per prompt → PRM-score every step → keep the best → SFT → evaluate before and after.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  executeChild,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { EvaluatePolicyInput } from '../core/evaluation.js';
+import { planShards, type ShardPlan } from '../core/evaluation.js';
+import { runDir as runDirOf } from '../core/layout.js';
+import type { DatasetManifest } from '../core/manifests.js';
+import type { RaftIterationInput, RaftIterationResult, RaftProgress, SampleShardResult, ScoreShardResult, ServedPolicy, SftResult } from '../core/raft.js';
+import { meanSelectedScore } from '../core/selection.js';
+import { runSlidingWindow } from '../core/sliding-window.js';
+import { evaluatePolicy } from './evaluate-policy.js';
+
+export const raftProgressQuery = defineQuery<RaftProgress>('progress');
+
+export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
+  const { cpu, gpu } = input.taskQueues;
+  const quick = proxyActivities<Activities>({
+    taskQueue: cpu,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '5 minutes',
+    // Bounded: an unreachable server should fail the run in minutes, not hang it for days.
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+  });
+  const shards = proxyActivities<Activities>({
+    taskQueue: cpu,
+    startToCloseTimeout: '12 hours',
+    // Shards report after every request; a silent one is a dead worker, so hand it to another soon.
+    heartbeatTimeout: `${Math.max(input.policy.requestTimeoutSeconds, input.prm.requestTimeoutSeconds) + 60} seconds`,
+    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
+  });
+  const serving = proxyActivities<Activities>({
+    taskQueue: gpu,
+    startToCloseTimeout: `${input.serving.startupTimeoutSeconds + 60} seconds`,
+    heartbeatTimeout: '1 minute',
+    retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+  });
+  const training = proxyActivities<Activities>({
+    taskQueue: gpu,
+    startToCloseTimeout: `${input.sft.timeoutHours} hours`,
+    heartbeatTimeout: '2 minutes',
+    // Each attempt resumes from the job's last checkpoint; out-of-memory and bad config never come back here.
+    retry: { initialInterval: '30 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: input.sft.maxAttempts },
+  });
+
+  const { workflowId } = workflowInfo();
+  const runDir = runDirOf(input.storeRoot, workflowId);
+  const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, shardsScored: 0, promptsTotal: 0, sft: null };
+  setHandler(raftProgressQuery, () => progress);
+
+  const datasets = await Promise.all(input.sampling.datasets.map((dataset) => quick.prepareDataset({ dataset, storeRoot: input.storeRoot })));
+
+  // The input policy: already served at policy.baseUrls, or served here from its checkpoint.
+  const servedInput = input.servePolicy
+    ? await serving.startPolicyServer({ checkpoint: input.policy.checkpoint, model: input.policy.model, serving: input.serving, python: input.python, storeRoot: input.storeRoot })
+    : null;
+  const policy = servedInput ? { ...input.policy, baseUrls: [servedInput.baseUrl] } : input.policy;
+  let sampling: Array<{ samples: SampleShardResult; scores: ScoreShardResult }>;
+  let before;
+  try {
+    const [{ fingerprint }, { fingerprint: prmFingerprint }] = await Promise.all([
+      quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }),
+      quick.checkPrm({ prm: input.prm }),
+    ]);
+    const evaluationBefore = await startChild(evaluatePolicy, { workflowId: `${workflowId}-before`, args: [evaluationInput(input, policy)] });
+
+    const jobs: Array<{ dataset: DatasetManifest; shard: ShardPlan }> = datasets.flatMap((dataset) =>
+      planShards(dataset.count, input.sampling.shardSize).map((shard) => ({ dataset, shard })),
+    );
+    progress.stage = 'sampling';
+    progress.shardsTotal = jobs.length;
+    progress.promptsTotal = datasets.reduce((n, d) => n + d.count, 0);
+    const sampleAndScore = async ({ dataset, shard }: (typeof jobs)[number]) => {
+      const samples = await shards.sampleShard({ ...input, policy, policyFingerprint: fingerprint, dataset, shard });
+      progress.shardsSampled += 1;
+      // Scoring this shard overlaps with sampling the next ones.
+      const scores = await shards.scoreShard({ prm: input.prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
+      progress.shardsScored += 1;
+      return { samples, scores };
+    };
+    sampling = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, sampleAndScore);
+    before = await evaluationBefore.result();
+  } finally {
+    if (servedInput) await stopServer(servedInput);
+  }
+
+  progress.stage = 'selecting';
+  const selection = await quick.selectResponses({
+    selection: input.selection,
+    prompt: input.prompt,
+    storeRoot: input.storeRoot,
+    aggregation: input.prm.aggregation,
+    shards: sampling,
+  });
+  if (selection.sftData.count === 0) {
+    throw ApplicationFailure.nonRetryable(
+      `no prompt kept a response (${JSON.stringify(selection.stats.rejected)}); nothing to fine-tune on. Check the policy's outputs in the samples, or relax selection.dropNoAnswer / dropTruncated`,
+      'NothingSelected',
+    );
+  }
+
+  progress.stage = 'training';
+  const sft = await trainWithBatchHalving(input, selection.sftData, training);
+
+  progress.stage = 'evaluating';
+  const newModel = `${input.policy.model}+raft-${checkpointTag(sft.checkpoint)}`;
+  const servedNew = await serving.startPolicyServer({ checkpoint: sft.checkpoint, model: newModel, serving: input.serving, python: input.python, storeRoot: input.storeRoot });
+  let after;
+  try {
+    after = await executeChild(evaluatePolicy, {
+      workflowId: `${workflowId}-after`,
+      args: [evaluationInput(input, { ...input.policy, model: newModel, baseUrls: [servedNew.baseUrl] })],
+    });
+  } finally {
+    await stopServer(servedNew);
+  }
+
+  const all = sampling.map((s) => s.samples);
+  const result: RaftIterationResult = {
+    runDir,
+    policyBefore: input.policy.checkpoint,
+    policyAfter: sft.checkpoint,
+    sampling: {
+      prompts: all.reduce((n, s) => n + s.prompts, 0),
+      responses: all.reduce((n, s) => n + s.responses, 0),
+      truncated: all.reduce((n, s) => n + s.truncated, 0),
+      refused: all.reduce((n, s) => n + s.refused, 0),
+      correct: all.reduce((n, s) => n + s.correct, 0),
+    },
+    selection: { ...selection.stats, meanSelectedScore: meanSelectedScore(selection.stats) },
+    sft,
+    before,
+    after,
+  };
+  await quick.writeRunSummary({ runDir, summary: result });
+  progress.stage = 'done';
+  return result;
+}
+
+function evaluationInput(input: RaftIterationInput, policy: RaftIterationInput['policy']): EvaluatePolicyInput {
+  const { checkpoint: _c, ...endpoint } = policy;
+  return {
+    policy: endpoint,
+    prompt: input.prompt,
+    evaluation: input.evaluation,
+    grader: input.grader,
+    python: input.python,
+    storeRoot: input.storeRoot,
+    taskQueues: input.taskQueues,
+  };
+}
+
+/** Out of GPU memory: halve the per-device batch and double accumulation (same effective batch), if allowed. */
+async function trainWithBatchHalving(
+  input: RaftIterationInput,
+  sftData: { uri: string; count: number; sha256: string },
+  training: Pick<Activities, 'runSft'>,
+): Promise<SftResult> {
+  let perDeviceBatchSize = input.sft.perDeviceBatchSize;
+  let gradientAccumulationSteps = input.sft.gradientAccumulationSteps;
+  for (;;) {
+    try {
+      return await training.runSft({
+        base: input.policy.checkpoint,
+        sftData,
+        sft: input.sft,
+        perDeviceBatchSize,
+        gradientAccumulationSteps,
+        python: input.python,
+        storeRoot: input.storeRoot,
+      });
+    } catch (err) {
+      const oom = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'OutOfMemory';
+      if (!oom || !input.sft.allowBatchHalving || perDeviceBatchSize <= 1) throw err;
+      perDeviceBatchSize = Math.floor(perDeviceBatchSize / 2);
+      gradientAccumulationSteps *= 2;
+    }
+  }
+}
+
+/** Stops a server on the worker that started it, even when the run is being cancelled. */
+async function stopServer(served: ServedPolicy): Promise<void> {
+  const onItsWorker = proxyActivities<Activities>({ taskQueue: served.stopQueue, scheduleToCloseTimeout: '2 minutes' });
+  await CancellationScope.nonCancellable(async () => {
+    try {
+      await onItsWorker.stopPolicyServer({ pid: served.pid });
+    } catch {
+      // Its worker is gone, and the server with it (it watches its parent).
+    }
+  });
+}
+
+/** The content-addressed folder of an SFT output names the new policy. */
+function checkpointTag(checkpoint: string): string {
+  const parts = checkpoint.split('/').filter(Boolean);
+  return (parts.at(-2) ?? parts.at(-1) ?? 'new').slice(0, 8);
+}
