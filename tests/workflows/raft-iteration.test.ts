@@ -1,0 +1,223 @@
+// raftIteration on the time-skipping test server with mocked activities: order, SFT retries, out-of-memory, bad input.
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../../activities/index.js';
+import type { RunSftInput } from '../../activities/run-sft.js';
+import { parseConfigText } from '../../core/parse-config.js';
+import { raftIterationInputFromConfig, type RaftIterationInput, type RaftIterationResult, type SftResult } from '../../core/raft.js';
+import { timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await timeSkippingEnv();
+}, 120_000);
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const STOP_QUEUE = 'test-worker-own-queue';
+
+function testInput(sft = '{ perDeviceBatchSize: 8, gradientAccumulationSteps: 1 }'): RaftIterationInput {
+  const parsed = parseConfigText(
+    `
+name: raft-test
+policy: { model: m, baseUrls: ["http://127.0.0.1:9/v1"], checkpoint: /ckpt/base }
+prompt: { preset: tinymath }
+evaluation: { datasets: [{ name: test, source: tinymath, path: t.jsonl }] }
+sampling: { n: 4, shardSize: 10, maxShardsInFlight: 2, datasets: [{ name: train, source: tinymath, path: tr.jsonl }] }
+prm: { model: p, baseUrls: ["http://127.0.0.1:9"] }
+sft: ${sft}
+temporal: { taskQueues: { cpu: raft-cpu, gpu: raft-gpu } }
+`,
+    'test.yaml',
+  );
+  if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+  return raftIterationInputFromConfig(parsed.config);
+}
+
+const manifest = (uri: string, count = 1) => ({ uri, count, sha256: `sha-${uri}` });
+
+/** Mocks that log every call; the SFT mock is replaced per test. */
+function mockActivities(calls: string[], runSft?: (input: RunSftInput) => Promise<SftResult>): Activities {
+  const evalShard = { uri: '/e', count: 2, sha256: 'e', dataset: 'test', shard: 0, tally: { total: 2, correct: 1 }, groups: {}, truncated: 0, cached: false };
+  return {
+    async prepareDataset({ dataset }) {
+      calls.push(`prepare:${dataset.name}`);
+      return { ...manifest(`/d/${dataset.name}`, dataset.name === 'train' ? 25 : 2), name: dataset.name, source: dataset.source };
+    },
+    async checkPolicy({ policy }) {
+      calls.push(`checkPolicy:${policy.model}`);
+      return { fingerprint: `${policy.model}@x` };
+    },
+    async checkPrm() {
+      calls.push('checkPrm');
+      return { fingerprint: 'p@x' };
+    },
+    async evaluateShard(input) {
+      calls.push(`evaluate:${input.policy.model}`);
+      return evalShard;
+    },
+    async mergeShardResults() {
+      return manifest('/merged', 2);
+    },
+    async writeRunSummary({ runDir }) {
+      calls.push(`summary:${runDir.split('/').at(-1)}`);
+      return `${runDir}/summary.json`;
+    },
+    async sampleShard(input) {
+      calls.push(`sample:${input.shard.index}`);
+      const prompts = input.shard.end - input.shard.start;
+      return { ...manifest(`/s/${input.shard.index}`, prompts), dataset: 'train', shard: input.shard.index, prompts, responses: prompts * 4, truncated: 1, refused: 0, correct: prompts, cached: false };
+    },
+    async scoreShard(input) {
+      calls.push(`score:${input.samples.shard}`);
+      return { ...manifest(`/p/${input.samples.shard}`, input.samples.prompts), dataset: 'train', shard: input.samples.shard, scored: input.samples.responses, empty: 0, cached: false };
+    },
+    async selectResponses(input) {
+      calls.push(`select:${input.shards.map((s) => `${s.samples.shard}/${s.scores.shard}`).join(',')}`);
+      return {
+        sftData: manifest('/sft.jsonl', 25),
+        selected: manifest('/selected.jsonl', 25),
+        stats: { prompts: 25, kept: 25, scored: 25, scoreSum: 20, minSelectedScore: 0.5, selectedCorrect: 20, promptsWithACorrectResponse: 22, rejected: {} },
+        cached: false,
+      };
+    },
+    runSft:
+      runSft ??
+      (async (input) => {
+        calls.push(`sft:${input.perDeviceBatchSize}x${input.gradientAccumulationSteps}`);
+        return { checkpoint: '/cache/sft/abcdef123456/final', steps: 10, lossFirst: 2, lossLast: 1, perDeviceBatchSize: input.perDeviceBatchSize, gradientAccumulationSteps: input.gradientAccumulationSteps, cached: false };
+      }),
+    async startPolicyServer(input) {
+      calls.push(`serve:${input.model}`);
+      return { model: input.model, baseUrl: 'http://127.0.0.1:9999/v1', pid: 4242, stopQueue: STOP_QUEUE };
+    },
+    async stopPolicyServer({ pid }) {
+      calls.push(`stop:${pid}`);
+    },
+  };
+}
+
+async function run(activities: Activities, input: RaftIterationInput, workflowId: string): Promise<RaftIterationResult> {
+  const bundle = await workflowBundle();
+  const workers = await Promise.all(
+    [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
+      Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
+    ),
+  );
+  const execution = env.client.workflow.execute('raftIteration', { taskQueue: input.taskQueues.cpu, workflowId, args: [input] });
+  const [first, ...rest] = workers;
+  return first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0] as RaftIterationResult));
+}
+
+describe('raftIteration', () => {
+  it('runs the stages in order: sample and score every shard, select, train, serve the new policy, evaluate, stop it', async () => {
+    const calls: string[] = [];
+    const result = await run(mockActivities(calls), testInput(), 'raft-order');
+    const at = (c: string) => calls.indexOf(c);
+    expect(calls.filter((c) => c.startsWith('sample:')).sort()).toEqual(['sample:0', 'sample:1', 'sample:2']);
+    for (const i of [0, 1, 2]) expect(at(`score:${i}`)).toBeGreaterThan(at(`sample:${i}`));
+    expect(calls).toContain('select:0/0,1/1,2/2');
+    expect(at('sft:8x1')).toBeGreaterThan(at('select:0/0,1/1,2/2'));
+    const newModel = 'm+raft-abcdef12';
+    expect(at(`serve:${newModel}`)).toBeGreaterThan(at('sft:8x1'));
+    expect(at(`evaluate:${newModel}`)).toBeGreaterThan(at(`serve:${newModel}`));
+    expect(at('stop:4242')).toBeGreaterThan(at(`evaluate:${newModel}`));
+    // The input policy is evaluated too, while it is served (here by the configured server).
+    expect(calls).toContain('evaluate:m');
+    expect(calls.at(-1)).toBe('summary:raft-order');
+    expect(result.sampling).toEqual({ prompts: 25, responses: 100, truncated: 3, refused: 0, correct: 25 });
+    expect(result.selection.meanSelectedScore).toBeCloseTo(0.8);
+    expect(result.policyAfter).toBe('/cache/sft/abcdef123456/final');
+    expect(result.before.datasets[0]?.accuracy).toBe(0.5);
+  });
+
+  it('retries a crashed SFT job, which then succeeds', async () => {
+    const calls: string[] = [];
+    let attempts = 0;
+    const base = mockActivities(calls);
+    const result = await run(
+      mockActivities(calls, async (input) => {
+        attempts += 1;
+        if (attempts === 1) throw new Error('SFT job exited 1; the next attempt resumes from its last checkpoint');
+        return base.runSft(input);
+      }),
+      testInput(),
+      'raft-sft-retry',
+    );
+    expect(attempts).toBe(2);
+    expect(result.sft.steps).toBe(10);
+  });
+
+  it('halves the batch and doubles accumulation after an out-of-memory, when allowed', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const result = await run(
+      mockActivities(calls, async (input) => {
+        if (input.perDeviceBatchSize > 2) {
+          calls.push(`oom:${input.perDeviceBatchSize}`);
+          throw ApplicationFailure.nonRetryable('out of GPU memory', 'OutOfMemory');
+        }
+        return base.runSft(input);
+      }),
+      testInput(),
+      'raft-oom-halving',
+    );
+    expect(calls.filter((c) => c.startsWith('oom:') || c.startsWith('sft:'))).toEqual(['oom:8', 'oom:4', 'sft:2x4']);
+    expect(result.sft).toMatchObject({ perDeviceBatchSize: 2, gradientAccumulationSteps: 4 });
+  });
+
+  it('fails on out-of-memory when halving is not allowed, without retrying', async () => {
+    const calls: string[] = [];
+    let attempts = 0;
+    const error = await run(
+      mockActivities(calls, async () => {
+        attempts += 1;
+        throw ApplicationFailure.nonRetryable('SFT job ran out of GPU memory at per-device batch 8', 'OutOfMemory');
+      }),
+      testInput('{ perDeviceBatchSize: 8, allowBatchHalving: false }'),
+      'raft-oom-no-halving',
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(attempts).toBe(1);
+    expect(messages(error)).toContain('ran out of GPU memory');
+  });
+
+  it('fails at once on a bad SFT config, with the job message, and serves nothing', async () => {
+    const calls: string[] = [];
+    let attempts = 0;
+    const error = await run(
+      mockActivities(calls, async () => {
+        attempts += 1;
+        throw ApplicationFailure.nonRetryable('SFT job rejected its config or data: train_file line 3: missing "completion"', 'BadInput');
+      }),
+      testInput(),
+      'raft-bad-sft',
+    ).catch((e: unknown) => e);
+    expect(attempts).toBe(1);
+    expect(messages(error)).toContain('train_file line 3: missing "completion"');
+    expect(calls.some((c) => c.startsWith('serve:'))).toBe(false);
+  });
+
+  it('stops a policy server it started for the input policy, even when a later stage fails', async () => {
+    const calls: string[] = [];
+    const input = { ...testInput(), servePolicy: true };
+    const failing = mockActivities(calls);
+    failing.scoreShard = async () => {
+      throw ApplicationFailure.nonRetryable('PRM server http://127.0.0.1:9/v1/score answered 400: bad', 'BadInput');
+    };
+    const error = await run(failing, input, 'raft-serve-input').catch((e: unknown) => e);
+    expect(messages(error)).toContain('answered 400: bad');
+    expect(calls).toContain('serve:m');
+    expect(calls).toContain('stop:4242');
+  });
+});
+
+function messages(err: unknown): string {
+  const all: string[] = [];
+  for (let e: unknown = err; e instanceof Error; e = e.cause) all.push(e.message);
+  return all.join(' | ');
+}
