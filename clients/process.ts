@@ -35,7 +35,7 @@ export interface RunProcessOptions {
   killGraceSeconds?: number;
 }
 
-/** Runs a command to completion; resolves with its exit code whatever it is, rejects only if it cannot start. */
+/** Runs a command to completion; resolves with its exit code whatever it is, rejects if it cannot start or is cancelled. */
 export async function runProcess(file: string, args: readonly string[], opts: RunProcessOptions = {}): Promise<ProcessResult> {
   const child = execa(file, args, {
     cwd: opts.cwd,
@@ -69,6 +69,8 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     if (result.failed && result.exitCode === undefined && !result.isTerminated) {
       throw new Error(`could not run ${file}: ${result.shortMessage}`);
     }
+    // A cancelled run ends with the cancellation, not with the exit code it was killed into.
+    if (opts.signal?.aborted) throw opts.signal.reason ?? new Error(`${file} was cancelled`);
     const stderr = typeof result.stderr === 'string' ? result.stderr : '';
     return { exitCode: result.exitCode ?? -1, stderrTail: stderr.trim().split('\n').slice(-20).join('\n') };
   } finally {
