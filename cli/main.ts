@@ -7,6 +7,8 @@ import { evalCommand } from './eval.js';
 import { statusCommand } from './status.js';
 import { gradeCommand } from './grade.js';
 import { dataCommand } from './data.js';
+import { iterateCommand } from './iterate.js';
+import { resumeCommand } from './resume.js';
 
 const HELP = `prm-raft — RAFT of math-reasoning LLMs guided by process reward models, on Temporal
 
@@ -17,6 +19,9 @@ usage:
                                              a worker alone, for any Temporal address (TEMPORAL_* env overrides)
   prm-raft eval --config F [--policy MODEL] [--json] [--detach]
                                              zero-shot CoT evaluation of a policy, with live progress
+  prm-raft iterate --config F [--policy CHECKPOINT_DIR] [--json] [--detach]
+                                             one RAFT iteration: sample, PRM-score, select, SFT, evaluate
+  prm-raft resume RUN [--config F]           start a failed run again; finished stages are skipped
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
                                              grade model outputs with math-verify (accuracy on stderr)
@@ -29,6 +34,8 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   dev: devCommand,
   worker: workerCommand,
   eval: evalCommand,
+  iterate: iterateCommand,
+  resume: resumeCommand,
   status: statusCommand,
   grade: gradeCommand,
   data: dataCommand,

@@ -2,7 +2,8 @@
 import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
 import { loadConfig } from './load-config.js';
-import { formatAccuracyTable, watchRun } from './watch.js';
+import { formatResult } from './report.js';
+import { watchRun } from './watch.js';
 
 const USAGE = 'prm-raft status [WORKFLOW_ID] [--config FILE] [--json]';
 
@@ -22,6 +23,6 @@ export async function statusCommand(args: string[]): Promise<number> {
   }
   const outcome = await watchRun(client, workflowId);
   if (outcome.kind === 'detached') return 0;
-  process.stdout.write(values.json ? `${JSON.stringify(outcome.result, null, 2)}\n` : formatAccuracyTable(outcome.result));
+  process.stdout.write(values.json ? `${JSON.stringify(outcome.result, null, 2)}\n` : formatResult(outcome.type, outcome.result));
   return 0;
 }

@@ -1,86 +1,122 @@
-// Live progress of a running workflow: its progress query plus the heartbeats of shards in flight.
+// Live progress of a running workflow: its progress query plus the heartbeats of activities in flight.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
-import type { EvaluationSummary } from '../core/manifests.js';
+import { RaftProgress } from '../core/raft.js';
 
-export type WatchOutcome = { kind: 'done'; result: EvaluationSummary } | { kind: 'detached' };
+export type WatchOutcome = { kind: 'done'; type: string; result: unknown } | { kind: 'detached' };
+
+/** Heartbeat details of the workflow's running activities. */
+async function pendingHeartbeats(handle: WorkflowHandle): Promise<unknown[]> {
+  const description = await handle.describe();
+  return (description.raw.pendingActivities ?? []).flatMap((a) => {
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    return payload ? [defaultPayloadConverter.fromPayload(payload)] : [];
+  });
+}
 
 /** Questions done (finished shards plus heartbeats of running ones) over questions in all. */
-export async function readProgress(handle: WorkflowHandle): Promise<{ stage: string; done: number; total: number; correct: number }> {
+export async function evaluationCounts(handle: WorkflowHandle): Promise<{ stage: string; done: number; total: number }> {
   const progress = EvaluationProgress.parse(await handle.query('progress'));
-  const description = await handle.describe();
   let inFlight = 0;
-  for (const activity of description.raw.pendingActivities ?? []) {
-    const payload = activity.heartbeatDetails?.payloads?.[0];
-    if (!payload) continue;
-    const beat = ShardHeartbeat.safeParse(defaultPayloadConverter.fromPayload(payload));
-    if (beat.success) inFlight += beat.data.done;
+  for (const beat of await pendingHeartbeats(handle)) {
+    const b = ShardHeartbeat.safeParse(beat);
+    if (b.success) inFlight += b.data.done;
   }
-  const done = progress.datasets.reduce((n, d) => n + d.questionsDone, 0) + inFlight;
-  const total = progress.datasets.reduce((n, d) => n + d.total, 0);
-  const correct = progress.datasets.reduce((n, d) => n + d.correct, 0);
-  return { stage: progress.stage, done, total, correct };
+  return {
+    stage: progress.stage,
+    done: progress.datasets.reduce((n, d) => n + d.questionsDone, 0) + inFlight,
+    total: progress.datasets.reduce((n, d) => n + d.total, 0),
+  };
+}
+
+/** One progress line for a running workflow, and a count to derive a rate from. */
+async function progressLine(client: Client, workflowId: string, type: string): Promise<{ line: string; done: number; total: number } | null> {
+  const handle = client.workflow.getHandle(workflowId);
+  if (type === 'evaluatePolicy') {
+    const p = await evaluationCounts(handle);
+    return { line: `${p.stage}: ${p.done}/${p.total} questions`, done: p.done, total: p.total };
+  }
+  const p = RaftProgress.parse(await handle.query('progress'));
+  if (p.stage === 'sampling' || p.stage === 'preparing') {
+    const beats = (await pendingHeartbeats(handle)).flatMap((b) => {
+      const parsed = ShardHeartbeat.safeParse(b);
+      return parsed.success ? [parsed.data] : [];
+    });
+    const shardPrompts = p.shardsTotal > 0 ? p.promptsTotal / p.shardsTotal : 0;
+    // Each shard is sampled then scored: count both halves.
+    const done = (p.shardsSampled + p.shardsScored) * shardPrompts + beats.reduce((n, b) => n + b.done, 0);
+    const total = 2 * p.promptsTotal;
+    return { line: `${p.stage}: ${p.shardsSampled}/${p.shardsTotal} shards sampled, ${p.shardsScored} scored`, done, total };
+  }
+  if (p.stage === 'training') {
+    const beat = (await pendingHeartbeats(handle)).find((b): b is { step: number; total: number; loss: number | null } => typeof (b as { step?: unknown })?.step === 'number');
+    if (!beat) return { line: 'training: starting the SFT job', done: 0, total: 0 };
+    return { line: `training: step ${beat.step}/${beat.total}, loss ${beat.loss?.toFixed(3) ?? '?'}`, done: beat.step, total: beat.total };
+  }
+  if (p.stage === 'evaluating') {
+    const child = await evaluationCounts(client.workflow.getHandle(`${workflowId}-after`)).catch(() => null);
+    if (!child) return { line: 'evaluating: serving the new policy', done: 0, total: 0 };
+    return { line: `evaluating the new policy: ${child.done}/${child.total} questions`, done: child.done, total: child.total };
+  }
+  return { line: p.stage, done: 0, total: 0 };
 }
 
 /** Follows a run until it ends; Ctrl-C detaches and leaves the workflow running. */
 export async function watchRun(client: Client, workflowId: string): Promise<WatchOutcome> {
   const handle = client.workflow.getHandle(workflowId);
+  const { type } = await handle.describe();
   const tty = process.stderr.isTTY === true;
-  const started = Date.now();
-  let firstDone: number | null = null;
-  let lastLine = 0;
   let detached = false;
   const onSigint = () => {
     detached = true;
   };
   process.once('SIGINT', onSigint);
   const result = handle.result().then(
-    (value) => ({ ok: true as const, value: value as EvaluationSummary }),
+    (value: unknown) => ({ ok: true as const, value }),
     (error: unknown) => ({ ok: false as const, error }),
   );
+  let lastLine = 0;
+  let lastText = '';
+  // The rate is measured per line kind (stage), from the first sighting of that kind.
+  let rateFrom: { line: string; done: number; at: number } | null = null;
   try {
     for (;;) {
       const settled = await Promise.race([result, new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
       if (settled) {
         if (tty) process.stderr.write('\n');
         if (!settled.ok) throw new Error(`${workflowId} failed: ${failureChain(settled.error)}`);
-        return { kind: 'done', result: settled.value };
+        return { kind: 'done', type, result: settled.value };
       }
       if (detached) {
         if (tty) process.stderr.write('\n');
         process.stderr.write(`detached; ${workflowId} keeps running. Reattach with: prm-raft status ${workflowId}\n`);
         return { kind: 'detached' };
       }
-      const p = await readProgress(handle).catch(() => null);
+      const p = await progressLine(client, workflowId, type).catch(() => null);
       if (!p) continue;
-      firstDone ??= p.done;
-      const seconds = (Date.now() - started) / 1000;
-      const rate = (p.done - firstDone) / Math.max(seconds, 1e-9);
-      const eta = rate > 0 ? `${Math.ceil((p.total - p.done) / rate)}s` : '?';
-      const line = `${p.stage}: ${p.done}/${p.total} questions, ${rate.toFixed(2)}/s, ETA ${eta}`;
-      if (tty) process.stderr.write(`\r\x1b[2K${line}`);
-      else if (Date.now() - lastLine > 10_000) {
-        process.stderr.write(`${line}\n`);
+      const kind = p.line.split(':')[0] ?? '';
+      if (!rateFrom || rateFrom.line !== kind) rateFrom = { line: kind, done: p.done, at: Date.now() };
+      const seconds = (Date.now() - rateFrom.at) / 1000;
+      const rate = seconds > 0 ? (p.done - rateFrom.done) / seconds : 0;
+      const eta = rate > 0 && p.total > p.done ? `, ETA ${formatSeconds((p.total - p.done) / rate)}` : '';
+      const text = `${p.line}${rate > 0 ? `, ${rate.toFixed(1)}/s${eta}` : ''}`;
+      if (tty) process.stderr.write(`\r\x1b[2K${text}`);
+      else if (text.split(',')[0] !== lastText.split(',')[0] || Date.now() - lastLine > 15_000) {
+        process.stderr.write(`${text}\n`);
         lastLine = Date.now();
       }
+      lastText = text;
     }
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
 }
 
-export function formatAccuracyTable(summary: EvaluationSummary): string {
-  const rows = [['dataset', 'questions', 'correct', 'accuracy', 'truncated']];
-  for (const d of summary.datasets) {
-    rows.push([d.dataset, String(d.total), String(d.correct), `${(100 * d.accuracy).toFixed(1)}%`, String(d.truncated)]);
-    for (const [group, g] of Object.entries(d.groups).sort(([a], [b]) => a.localeCompare(b))) {
-      rows.push([`  ${group}`, String(g.total), String(g.correct), `${(100 * g.accuracy).toFixed(1)}%`, '']);
-    }
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
-  return `policy ${summary.policy} (results in ${summary.runDir})\n${lines.join('\n')}\n`;
+function formatSeconds(s: number): string {
+  if (s < 90) return `${Math.ceil(s)}s`;
+  if (s < 5400) return `${Math.round(s / 60)}m`;
+  return `${(s / 3600).toFixed(1)}h`;
 }
 
 /** "activity evaluateShard failed: policy server … unreachable" — every cause, outermost first. */

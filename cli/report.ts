@@ -1,0 +1,46 @@
+// What a finished run prints: the accuracy table of an evaluation, the before → after of an iteration.
+import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
+import type { RaftIterationResult } from '../core/raft.js';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+export function formatAccuracyTable(summary: EvaluationSummary): string {
+  const rows = [['dataset', 'questions', 'correct', 'accuracy', 'truncated']];
+  for (const d of summary.datasets) {
+    rows.push([d.dataset, String(d.total), String(d.correct), pct(d.accuracy), String(d.truncated)]);
+    for (const [group, g] of Object.entries(d.groups).sort(([a], [b]) => a.localeCompare(b))) {
+      rows.push([`  ${group}`, String(g.total), String(g.correct), pct(g.accuracy), '']);
+    }
+  }
+  return `policy ${summary.policy} (results in ${summary.runDir})\n${table(rows)}\n`;
+}
+
+export function formatIteration(r: RaftIterationResult): string {
+  const s = r.selection;
+  const lines = [
+    `RAFT iteration (${r.runDir})`,
+    `sampled   ${r.sampling.responses} responses for ${r.sampling.prompts} prompts (${r.sampling.correct} correct, ${r.sampling.truncated} cut at max_tokens, ${r.sampling.refused} prompts refused)`,
+    `selected  ${s.kept}/${s.prompts} prompts kept a response; selected score mean ${s.meanSelectedScore?.toFixed(3) ?? '-'}, min ${s.minSelectedScore?.toFixed(3) ?? '-'}; ` +
+      `${s.selectedCorrect}/${s.kept} selected are correct (${s.promptsWithACorrectResponse} prompts had a correct response)` +
+      (Object.keys(s.rejected).length ? `; rejected: ${Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''),
+    `SFT       ${r.sft.steps} steps, loss ${r.sft.lossFirst?.toFixed(3) ?? '?'} → ${r.sft.lossLast?.toFixed(3) ?? '?'} (batch ${r.sft.perDeviceBatchSize}×${r.sft.gradientAccumulationSteps})${r.sft.cached ? ', reused' : ''}`,
+    `policy    ${r.policyBefore} → ${r.policyAfter}`,
+    '',
+  ];
+  const rows = [['dataset', 'before', 'after', 'change']];
+  for (const b of r.before.datasets) {
+    const a: DatasetAccuracy | undefined = r.after.datasets.find((d) => d.dataset === b.dataset);
+    rows.push([b.dataset, `${pct(b.accuracy)} (${b.correct}/${b.total})`, a ? `${pct(a.accuracy)} (${a.correct}/${a.total})` : '-', a ? `${a.accuracy >= b.accuracy ? '+' : ''}${(100 * (a.accuracy - b.accuracy)).toFixed(1)}` : '']);
+  }
+  return `${lines.join('\n')}${table(rows)}\n`;
+}
+
+/** The right report for whichever workflow finished. */
+export function formatResult(type: string, result: unknown): string {
+  return type === 'raftIteration' ? formatIteration(result as RaftIterationResult) : formatAccuracyTable(result as EvaluationSummary);
+}
