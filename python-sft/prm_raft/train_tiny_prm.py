@@ -1,0 +1,489 @@
+"""Train the embedded default's tiny PRM (or ORM) on tinymath with EXACT step labels.
+
+    python -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0
+    python -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-orm --kind orm --seed 0
+
+Training solutions that contain wrong steps come from two sources:
+
+- the tiny policy's own samples (``--samples-per-problem`` solutions per problem for the first ``--sample-problems``
+  train problems, temperature 1, through the policy server's engine, i.e. transformers ``generate`` with
+  ``do_sample``), when ``--policy`` is a checkpoint directory; and
+- synthetic corruptions of the reference solutions (:func:`corrupt`): a wrong result carried forward or not,
+  a wrong operand or operation carried forward, a wrong final answer; plus the reference solutions themselves.
+
+Every step is labeled exactly by :func:`prm_raft.tinymath_labels.step_labels` (1 while the solution prefix is
+still right, then 0); an ORM gets :func:`prm_raft.tinymath_labels.outcome_label` (final answer right). The
+model is fine-tuned from the policy (``--policy``; from scratch with ``--policy none``) by
+:mod:`prm_raft.prm_train`. Held-out evaluation: the same kinds of solutions built from the TEST split (policy
+samples and corruptions), scored through :class:`prm_raft.prm_server.PrmScorer` (what the server runs): step
+accuracy, step AUC against the exact labels, and the solution-level AUC of the min step score against final
+correctness. The results and the exact regenerate command go into the checkpoint's README.md and
+``tiny_prm_eval.json``. The checkpoint appears atomically. Deterministic for a given seed on a given machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+from prm_raft import prm_train  # noqa: E402
+from prm_raft.tinymath import load_jsonl  # noqa: E402
+from prm_raft.tinymath_labels import Equation, Reference, outcome_label, split_steps, step_labels  # noqa: E402
+
+PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
+STOP = ["\n\n", "Question:"]
+SAMPLE_MAX_TOKENS = 96
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic corruptions (pure, seeded)
+# --------------------------------------------------------------------------------------------------
+
+
+def _fmt_num(x: Any) -> str:
+    return str(int(x)) if x == int(x) else str(float(x))
+
+
+def _eval(a: int, op: str, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _render(a: int, op: str, b: int, c: int) -> str:
+    return f"{_fmt_num(a)} {op} {_fmt_num(b)} = {_fmt_num(c)}"
+
+
+def _perturb(rng: random.Random, v: int) -> int:
+    """A nearby wrong integer (never v itself, never negative)."""
+    while True:
+        kind = rng.random()
+        if kind < 0.5:
+            w = v + rng.choice([-1, 1]) * rng.randint(1, 3)
+        elif kind < 0.8:
+            w = v + rng.choice([-1, 1]) * rng.choice([10, 20, 5, 4, 6])
+        else:  # a digit slip
+            s = list(str(v))
+            i = rng.randrange(len(s))
+            s[i] = str(rng.choice([d for d in range(10) if str(d) != s[i]]))
+            w = int("".join(s))
+        if w != v and w >= 0:
+            return w
+
+
+CORRUPTIONS = ("wrong_result_carry", "wrong_result_nocarry", "wrong_operand", "wrong_op", "wrong_final")
+
+
+def corrupt(ref: Reference, kind: str, rng: random.Random) -> list[str]:
+    """A solution (list of step lines incl. the ``#### N`` line) with one error of `kind` at a random step.
+
+    - wrong_result_carry: step j's result is wrong; later steps use that wrong value and are arithmetically right;
+    - wrong_result_nocarry: step j's result is wrong; later steps and the answer are the reference's;
+    - wrong_operand: step j uses a wrong number (arithmetically right), carried forward;
+    - wrong_op: step j swaps + and - (or * for +), arithmetically right, carried forward;
+    - wrong_final: every step right, the final answer wrong.
+    """
+    eqs: list[Equation] = list(ref.equations)
+    n = len(eqs)
+    vals = [(int(e.a), e.op, int(e.b), int(e.c)) for e in eqs]
+    if kind == "wrong_final":
+        steps = [_render(*v) for v in vals]
+        return steps + [f"#### {_perturb(rng, int(ref.answer))}"]
+    j = rng.randrange(n)
+    steps = [_render(*v) for v in vals[:j]]
+    a, op, b, c = vals[j]
+    if kind in ("wrong_result_carry", "wrong_result_nocarry"):
+        new = (a, op, b, _perturb(rng, c))
+    elif kind == "wrong_operand":
+        if rng.random() < 0.5:
+            a2 = _perturb(rng, a)
+            new = (a2, op, b, _eval(a2, op, b))
+        else:
+            b2 = _perturb(rng, b)
+            new = (a, op, b2, _eval(a, op, b2))
+    elif kind == "wrong_op":
+        op2 = {"+": "-", "-": "+", "*": "+"}[op]
+        new = (a, op2, b, _eval(a, op2, b))
+    else:
+        raise ValueError(f"unknown corruption {kind!r}")
+    steps.append(_render(*new))
+    if kind == "wrong_result_nocarry":
+        return steps + [_render(*v) for v in vals[j + 1 :]] + [f"#### {ref.answer}"]
+    # carry the wrong value forward: later operands equal to a corrupted original value take the wrong one
+    wrong = {c: new[3]} if new[3] != c else {}
+    last = new[3]
+    for a, op, b, c in vals[j + 1 :]:
+        a2, b2 = wrong.get(a, a), wrong.get(b, b)
+        c2 = _eval(a2, op, b2)
+        if c2 != c:
+            wrong[c] = c2
+        steps.append(_render(a2, op, b2, c2))
+        last = c2
+    return steps + [f"#### {last}"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_policy(policy_dir: Path, records: list[dict], n: int, seed: int, batch: int = 256) -> list[list[str]]:
+    """`n` temperature-1 samples per record (each as its list of non-blank lines), via the policy server's engine."""
+    from prm_raft.policy_server import Engine
+
+    engine = Engine(policy_dir, max_batch=batch)
+    prompts = [PROMPT_TEMPLATE.format(question=r["question"]) for r in records]
+    outs = engine.complete(prompts, n=n, temperature=1.0, top_p=1.0, max_tokens=SAMPLE_MAX_TOKENS, stop=STOP, seed=seed)
+    return [[c.text for c in comps] for comps in outs]
+
+
+def make_rows(record: dict, solutions: list[list[str]], source: str) -> list[dict]:
+    ref = Reference.from_solution(record["solution"], record["answer"])
+    rows = []
+    for steps in solutions:
+        if not steps:
+            continue
+        rows.append(
+            {
+                "id": record.get("id"),
+                "source": source,
+                "question": record["question"],
+                "steps": steps,
+                "labels": [float(x) for x in step_labels(steps, ref)],
+                "outcome": float(outcome_label(steps, record["answer"])),
+            }
+        )
+    return rows
+
+
+def synthetic_solutions(record: dict, rng: random.Random, n_corrupt: int, with_reference: bool) -> list[list[str]]:
+    ref = Reference.from_solution(record["solution"], record["answer"])
+    sols = [split_steps(record["solution"])] if with_reference else []
+    for kind in rng.sample(CORRUPTIONS, k=min(n_corrupt, len(CORRUPTIONS))):
+        sols.append(corrupt(ref, kind, rng))
+    return sols
+
+
+def build_rows(
+    records: list[dict],
+    rng: random.Random,
+    policy_samples: list[list[str]] | None,
+    n_corrupt: int,
+    with_reference: bool,
+) -> list[dict]:
+    rows: list[dict] = []
+    for i, r in enumerate(records):
+        if policy_samples is not None and i < len(policy_samples):
+            rows += make_rows(r, [split_steps(t) for t in policy_samples[i]], "policy")
+        rows += make_rows(r, synthetic_solutions(r, rng, n_corrupt, with_reference), "synthetic")
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def label_stats(rows: list[dict]) -> dict[str, Any]:
+    steps = [y for r in rows for y in r["labels"]]
+    return {
+        "solutions": len(rows),
+        "steps": len(steps),
+        "step_positive_rate": round(sum(steps) / max(1, len(steps)), 4),
+        "solution_correct_rate": round(sum(r["outcome"] for r in rows) / max(1, len(rows)), 4),
+        "from_policy": sum(r["source"] == "policy" for r in rows),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation through the server's scorer
+# --------------------------------------------------------------------------------------------------
+
+
+def evaluate(model_dir: Path, rows: list[dict], kind: str, batch: int = 64) -> dict[str, Any]:
+    from prm_raft.prm_server import PrmScorer
+
+    scorer = PrmScorer(model_dir)
+    scores: list[list[float]] = []
+    for s in range(0, len(rows), batch):
+        scores += scorer.score([(r["question"], r["steps"]) for r in rows[s : s + batch]])
+    out: dict[str, Any] = {}
+    for name in ("policy", "synthetic", "all"):
+        idx = [i for i, r in enumerate(rows) if name == "all" or r["source"] == name]
+        if not idx:
+            continue
+        res: dict[str, Any] = {}
+        if kind != "orm":
+            res["step"] = prm_train.score_metrics(
+                [s for i in idx for s in scores[i]], [y for i in idx for y in rows[i]["labels"]]
+            )
+        sol_scores = [min(scores[i]) for i in idx]  # the response score used for ranking (min over steps)
+        outcomes = [int(rows[i]["outcome"]) for i in idx]
+        res["solution"] = {
+            "solutions": len(idx),
+            "correct_rate": round(sum(outcomes) / len(idx), 4),
+            "auc_min_score_vs_correct": _round(prm_train.auc(sol_scores, outcomes)),
+            "accuracy_min_score_vs_correct": round(sum(int(s >= 0.5) == y for s, y in zip(sol_scores, outcomes)) / len(idx), 4),
+        }
+        out[name] = res
+    return out
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+
+README = """# {name}
+
+A tiny {what} for tinymath, the embedded default's task: {arch}. Trained by `python-sft/prm_raft/train_tiny_prm.py`
+through `python-sft/prm_raft/prm_train.py` (kind `{kind}`), fine-tuned from {base}.
+
+How it scores (see `prm_config.json` and `python-sft/prm_raft/prm_format.py`, the one definition shared by training and
+scoring): the input is `Question: {{question}}\\nAnswer:\\n`, then every step followed by the step tag `ки` (one special
+token) and `\\n` between steps; {readout}. Serve it with
+`python -m prm_raft.prm_server --model models/{name} --port 8200`.
+
+## Training data
+
+Exact labels: tinymath's steps are checkable, so a step is labeled 1 iff the solution prefix up to and including it is
+right (every step so far arithmetically right and on the reference chain: same operands, same result; the `#### N` line
+right iff N is the answer) and 0 from the first wrong step on (`prm_raft/tinymath_labels.py`). {label_note}
+
+Train split: {train_stats}.
+Sources: {sources}.
+
+## Measured (held-out: solutions built from the TEST split, never seen in training)
+
+{eval_table}
+
+Training: {steps} steps of batch {batch_size} (lr {lr}), {train_seconds}s of training on {threads} CPU threads;
+whole script {total_seconds}s. Parameters: {params:,}; checkpoint {size_kb} KB.
+
+## Regenerate
+
+```
+cd python-sft
+{command}
+```
+
+Deterministic for a given seed on a given machine (seeded sampling, shuffling and init; deterministic algorithms).
+"""
+
+
+def _eval_table(ev: dict[str, Any], kind: str) -> str:
+    lines = []
+    if kind != "orm":
+        lines.append("| solutions from | tags | positive rate | step accuracy | step AUC | Brier |")
+        lines.append("|---|---|---|---|---|---|")
+        for name, res in ev.items():
+            s = res["step"]
+            lines.append(f"| {name} | {s['tags']} | {s['positive_rate']} | {s['accuracy']} | {s['auc']} | {s['brier']} |")
+        lines.append("")
+    lines.append("| solutions from | solutions | correct rate | AUC of min step score vs final correctness | accuracy (min score >= 0.5) |")
+    lines.append("|---|---|---|---|---|")
+    for name, res in ev.items():
+        s = res["solution"]
+        lines.append(f"| {name} | {s['solutions']} | {s['correct_rate']} | {s['auc_min_score_vs_correct']} | {s['accuracy_min_score_vs_correct']} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> Path:
+    t_start = time.monotonic()
+    data = Path(args.data)
+    train_records = load_jsonl(data / "train.jsonl")
+    test_records = load_jsonl(data / "test.jsonl")
+    torch.set_num_threads(args.threads)
+    policy = None if args.policy in (None, "", "none") else Path(args.policy)
+    if policy is not None and not (policy / "config.json").is_file():
+        if args.require_policy:
+            raise prm_train.BadConfig(f"--policy {policy} is not a checkpoint directory")
+        emit("warning", message=f"no policy checkpoint at {policy}: synthetic corruptions only, training from scratch")
+        policy = None
+
+    rng = random.Random(args.seed)
+    train_sel = train_records[: args.train_problems]
+    test_sel = test_records[: args.test_problems]
+    train_samples = test_samples = None
+    if policy is not None:
+        t0 = time.monotonic()
+        train_samples = sample_policy(policy, train_sel[: args.sample_problems], args.samples_per_problem, args.seed)
+        test_samples = sample_policy(policy, test_sel, args.samples_per_problem, args.seed + 1)
+        emit("sampled", train_problems=len(train_samples), test_problems=len(test_samples), per_problem=args.samples_per_problem, seconds=round(time.monotonic() - t0, 1))
+    train_rows = build_rows(train_sel, rng, train_samples, args.corruptions, with_reference=True)
+    test_rows = build_rows(test_sel, random.Random(args.seed + 1), test_samples, 2, with_reference=True)
+    rng.shuffle(train_rows)
+    emit("data", train=label_stats(train_rows), test=label_stats(test_rows))
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.stage-{os.getpid()}"
+    work = Path(tempfile.mkdtemp(prefix="tiny-prm-"))
+    try:
+        write_jsonl(work / "train.jsonl", train_rows)
+        cfg = prm_train.validate_config(
+            {
+                "base": str(policy) if policy is not None else None,
+                "train_file": str(work / "train.jsonl"),
+                "output_dir": str(stage),
+                "kind": args.kind,
+                "max_steps": args.steps,
+                "batch_size": args.batch_size,
+                "learning_rate": args.lr,
+                "warmup_steps": args.warmup,
+                "seed": args.seed,
+                "threads": args.threads,
+                "log_every": args.log_every,
+                "weight_decay": 0.01,
+                **({"model_config": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 384}} if policy is None else {}),
+            },
+            where="train_tiny_prm",
+        )
+        _, metrics = prm_train.train(cfg)
+        t0 = time.monotonic()
+        ev = evaluate(stage, test_rows, args.kind)
+        emit("eval", seconds=round(time.monotonic() - t0, 1), **ev)
+        if args.keep_data:
+            keep = Path(args.keep_data)
+            keep.mkdir(parents=True, exist_ok=True)
+            write_jsonl(keep / "train.jsonl", train_rows)
+            write_jsonl(keep / "test.jsonl", test_rows)
+        prm_cfg = json.loads((stage / prm_train.PRM_CONFIG).read_text(encoding="utf-8"))
+        size_kb = sum(p.stat().st_size for p in stage.iterdir() if p.is_file()) // 1024
+        cmd = ["python", "-m", "prm_raft.train_tiny_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
+        for flag, default_value, value in _non_defaults(args):
+            cmd += [flag, str(value)]
+        what = {"autoregressive": "process reward model (PRM)", "regression": "regression PRM", "orm": "outcome reward model (ORM)"}[args.kind]
+        readout = {
+            "autoregressive": "the score of a step is the 2-way softmax over the `+`/`-` next-token logits at its tag, P(`+`)",
+            "regression": "the score of a step is the sigmoid of a scalar head at its tag",
+            "orm": "the whole response is one step: the score is P(`+`) from the `+`/`-` logits at the one tag after it (`step_scores` has length 1)",
+        }[args.kind]
+        label_note = (
+            "The ORM is trained on the outcome only: 1 iff the final `#### N` answer is right, whatever the steps."
+            if args.kind == "orm"
+            else "Labels are hard (0/1); the trainer takes soft labels too."
+        )
+        sources = (
+            f"{args.samples_per_problem} temperature-1 policy samples for each of the first {args.sample_problems} train problems "
+            f"(from `{args.policy}`), plus for each of the first {args.train_problems} train problems its reference solution and "
+            f"{args.corruptions} synthetic corruptions (kinds: {', '.join(CORRUPTIONS)})"
+            if policy is not None
+            else f"for each of the first {args.train_problems} train problems its reference solution and {args.corruptions} synthetic "
+            f"corruptions (kinds: {', '.join(CORRUPTIONS)}); no policy samples (no policy checkpoint)"
+        )
+        test_sources = f"test: the first {len(test_sel)} test problems, " + (
+            f"{args.samples_per_problem} policy samples each plus " if policy is not None else ""
+        ) + "the reference and 2 corruptions each"
+        mc = json.loads((stage / "config.json").read_text())
+        arch = f"LLaMA architecture, {mc.get('num_hidden_layers')} layers, hidden {mc.get('hidden_size')}, {prm_cfg['params']:,} parameters, character-level tokenizer"
+        total_seconds = round(time.monotonic() - t_start, 1)
+        readme = README.format(
+            name=out.name,
+            what=what,
+            arch=arch,
+            kind=args.kind,
+            base=f"the tiny policy `{args.policy}`" if policy is not None else "scratch (no policy checkpoint was found)",
+            readout=readout,
+            label_note=label_note,
+            train_stats=json.dumps(label_stats(train_rows)),
+            sources=sources + "; " + test_sources + " " + json.dumps(label_stats(test_rows)),
+            eval_table=_eval_table(ev, args.kind),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            train_seconds=metrics["train_seconds"],
+            threads=args.threads,
+            total_seconds=total_seconds,
+            params=prm_cfg["params"],
+            size_kb=size_kb,
+            command=" ".join(shlex.quote(c) for c in [".venv/bin/" + cmd[0], *cmd[1:]]),
+        )
+        (stage / "README.md").write_text(readme, encoding="utf-8")
+        (stage / "tiny_prm_eval.json").write_text(
+            json.dumps(
+                {"eval": ev, "train_data": label_stats(train_rows), "test_data": label_stats(test_rows), "training": metrics, "total_seconds": total_seconds, "args": vars(args)},
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        prm_train._replace_dir_atomically(stage, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+_DEFAULTS: dict[str, Any] = {}
+
+
+def _non_defaults(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
+    out = []
+    for k, d in _DEFAULTS.items():
+        v = getattr(args, k)
+        if v != d and k not in ("data", "policy", "out", "seed", "keep_data", "require_policy"):
+            out.append(("--" + k.replace("_", "-"), d, v))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m prm_raft.train_tiny_prm", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="tinymath directory (train.jsonl, test.jsonl)")
+    ap.add_argument("--policy", default="../models/tinymath-policy", help="tiny policy checkpoint to sample from and fine-tune ('none': scratch)")
+    ap.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")
+    ap.add_argument("--kind", default="autoregressive", choices=list(prm_train.KINDS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-problems", type=int, default=4000, help="train problems used for references + corruptions")
+    ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy")
+    ap.add_argument("--samples-per-problem", type=int, default=4)
+    ap.add_argument("--corruptions", type=int, default=2, help="synthetic corruptions per train problem")
+    ap.add_argument("--test-problems", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--keep-data", default=None, help="also write the labeled train/test solutions here")
+    ap.add_argument("--require-policy", action="store_true", help="fail (exit 2) if --policy is missing")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    _DEFAULTS.update({a.dest: a.default for a in ap._actions if a.dest != "help"})
+    args = ap.parse_args(argv)
+    try:
+        out = run(args)
+    except prm_train.BadConfig as e:
+        emit("error", message=str(e), retryable=False)
+        return 2
+    emit("done", output=str(out.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+"""PRM format, training, scoring server and exact tinymath labels, on tiny models (CPU, a few seconds of training).
+
+The PRM server under test runs in a subprocess started at the top of the module (it imports transformers while
+the in-process tests run); an ORM server runs in-process on a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from prm_raft import prm_format, prm_server, prm_train  # noqa: E402
+from prm_raft.prm_format import PrmFormat, build_prm_input, ensure_tag_token, label_token_ids, tag_token_id  # noqa: E402
+from prm_raft.tinymath_labels import Reference, labels_for_record, outcome_label, step_labels  # noqa: E402
+
+PYTHON_SFT = Path(__file__).resolve().parents[1]
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 128,
+}
+
+torch.set_num_threads(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def good_bad_rows(n: int = 16, seed: int = 0, good: float = 0.7, bad: float = 0.3) -> list[dict]:
+    """Solutions whose steps are the words good/bad, with soft labels: learnable from the step text."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        steps = [rng.choice(["good", "bad"]) for _ in range(rng.randint(1, 3))]
+        rows.append(
+            {
+                "question": f"q{i}",
+                "steps": steps,
+                "labels": [good if s == "good" else bad for s in steps],
+                "outcome": good if steps[-1] == "good" else bad,
+            }
+        )
+    return rows
+
+
+def train_tiny(tmp: Path, name: str, rows: list[dict], kind: str = "autoregressive", **over) -> tuple[Path, dict]:
+    cfg = {
+        "base": None,
+        "train_file": str(write_jsonl(tmp / f"{name}.jsonl", rows)),
+        "output_dir": str(tmp / name),
+        "kind": kind,
+        "max_steps": 40,
+        "batch_size": len(rows),  # the whole set every step: loss_first / loss_last are full-data losses
+        "learning_rate": 1e-2,
+        "lr_schedule": "constant",
+        "log_every": 1,
+        "seed": 0,
+        "threads": 1,
+        "model_config": TINY,
+    }
+    cfg.update(over)
+    return prm_train.train(prm_train.validate_config(cfg))
+
+
+# --------------------------------------------------------------------------------------------------
+# Module fixtures: a trained PRM served by a subprocess (started first, it loads while other tests run)
+# --------------------------------------------------------------------------------------------------
+
+
+class ServerProc:
+    def __init__(self, model_dir: Path, name: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PYTHON_SFT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "prm_raft.prm_server", "--model", str(model_dir), "--port", str(self.port),
+             "--served-model-name", name, "--threads", "1"],
+            cwd=PYTHON_SFT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+        )
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"server exited: {self.log.read_text()}"
+            try:
+                if http("GET", self.url + "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not ready in {timeout}s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def http(method: str, url: str, body: object = None, raw: bytes | None = None) -> tuple[int, object]:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            text = r.read()
+            return r.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        return e.code, (json.loads(text) if text else None)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("prm")
+
+
+@pytest.fixture(scope="module")
+def ar_model(workdir) -> Path:
+    out, _ = train_tiny(workdir, "ar", good_bad_rows(), max_steps=15)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(ar_model, workdir):
+    s = ServerProc(ar_model, "tiny-prm", workdir / "server.log")
+    yield s
+    s.stop()
+
+
+def test_server_process_starts(server):
+    # requested first so the subprocess loads while the in-process tests below run
+    assert server.proc.poll() is None
+
+
+# --------------------------------------------------------------------------------------------------
+# prm_format
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def char_tokenizer():
+    from prm_raft.train_tiny_policy import build_tokenizer
+
+    tok = build_tokenizer(["12 + 7 = 19\n#### 19 Question"], 512)
+    assert ensure_tag_token(tok) is True
+    assert ensure_tag_token(tok) is False  # idempotent
+    return tok
+
+
+@pytest.fixture(scope="module")
+def bpe_tokenizer():
+    """A byte-level BPE tokenizer (trained here, offline) to show the format holds beyond char tokenizers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    texts = ["Question: Ann has 12 apples. Answer: 12 + 7 = 19 ки\n#### 19 ки", "ки ки good bad + - 1 2 3"] * 20
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<s>", "</s>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    ensure_tag_token(fast)
+    return fast
+
+
+WEIRD = ["", " ", "ки", " ки", "кики", "к", "и", "ки\n", "<eos>", "<bos>", "<pad>", "<unk>", "####", "+", "-",
+         "12 + 7 = 19", "é漢字🙂", "\n\n", "Question:", "\t", "a ки b", "ки+", "-ки-"]
+
+
+@pytest.mark.parametrize("tok_name", ["char_tokenizer", "bpe_tokenizer"])
+def test_tag_positions_point_at_the_tag_for_any_steps(tok_name, request):
+    tok = request.getfixturevalue(tok_name)
+    tag = tag_token_id(tok)
+    rng = random.Random(1)
+    for trial in range(300):
+        steps = ["".join(rng.choice(WEIRD) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 6))]
+        question = "".join(rng.choice(WEIRD) for _ in range(rng.randint(0, 3)))
+        ids, pos = build_prm_input(tok, question, steps)
+        assert len(pos) == len(steps)
+        assert all(ids[p] == tag for p in pos), (steps, ids, pos)
+        assert sum(i == tag for i in ids) == len(steps), f"a tag id outside the tag positions for {steps!r}"
+        assert pos == sorted(set(pos))
+        assert pos[-1] == len(ids) - 1  # the input ends with the last step's tag
+
+
+def test_tag_and_label_tokens_are_single_tokens(char_tokenizer):
+    tag = tag_token_id(char_tokenizer)
+    assert char_tokenizer.convert_ids_to_tokens(tag) == "ки"
+    good, bad = label_token_ids(char_tokenizer)
+    assert char_tokenizer.convert_ids_to_tokens([good, bad]) == ["+", "-"]
+    # the step text "ки" never turns into the tag: it is split into its characters
+    ids, pos = build_prm_input(char_tokenizer, "q", ["ки"])
+    assert ids.count(tag) == 1 and pos == [len(ids) - 1]
+
+
+def test_layout_is_question_then_steps_with_tags(char_tokenizer):
+    ids, pos = build_prm_input(char_tokenizer, "Q?", ["1 + 1 = 2", "#### 2"])
+    text = char_tokenizer.decode(ids)
+    assert text == "<bos>Question: Q?\nAnswer:\n1 + 1 = 2ки\n#### 2ки"
+    assert prm_format.orm_steps(["a", "b"]) == ["a\nb"]
+    with pytest.raises(prm_format.FormatError):
+        tag_token_id(char_tokenizer, PrmFormat(step_tag="<<never added>>"))
+
+
+# --------------------------------------------------------------------------------------------------
+# exact tinymath labels
+# --------------------------------------------------------------------------------------------------
+
+REC = {"question": "...", "solution": "12 + 7 = 19\n19 - 5 = 14\n14 * 2 = 28\n#### 28", "answer": "28"}
+
+
+def test_labels_correct_solution_all_ones():
+    assert labels_for_record(["12 + 7 = 19", "19 - 5 = 14", "14 * 2 = 28", "#### 28"], REC) == [1, 1, 1, 1]
+    assert labels_for_record(["7 + 12 = 19", "19 - 5 = 14", "2 * 14 = 28", "#### 28.0"], REC) == [1, 1, 1, 1]  # commutative, numeric answer
+
+
+def test_labels_wrong_step_and_everything_after_zero():
+    assert labels_for_record(["12 + 7 = 19", "19 - 5 = 15", "15 * 2 = 30", "#### 30"], REC) == [1, 0, 0, 0]
+    # not carried: later steps are the reference's, the answer is even right, still 0 after the first error
+    assert labels_for_record(["12 + 7 = 18", "19 - 5 = 14", "14 * 2 = 28", "#### 28"], REC) == [0, 0, 0, 0]
+    assert labels_for_record(["12 + 7 = 19", "19 - 5 = 14", "14 * 2 = 28", "#### 29"], REC) == [1, 1, 1, 0]
+
+
+def test_labels_right_arithmetic_on_a_wrong_carried_value_is_zero():
+    # step 2 is arithmetically right but starts from 18, not the chain's 19
+    assert labels_for_record(["12 + 7 = 19", "18 - 5 = 13", "13 * 2 = 26", "#### 26"], REC) == [1, 0, 0, 0]
+    # right value from the wrong numbers is still a wrong step
+    assert labels_for_record(["10 + 9 = 19", "19 - 5 = 14"], REC) == [0, 0]
+    # wrong operation
+    assert labels_for_record(["12 - 7 = 5"], REC) == [0]
+
+
+def test_labels_edge_cases():
+    ref = Reference.from_solution(REC["solution"])
+    assert ref.answer == "28" and len(ref.equations) == 3
+    assert step_labels([], ref) == []
+    assert step_labels(["12 + 7 = 19", "some prose", "19 - 5 = 14"], ref) == [1, 0, 0]  # prose is not a step
+    assert step_labels(["12 + 7 = 19", "19 - 5 = 14", "14 * 2 = 28", "28 + 0 = 28", "#### 28"], ref) == [1, 1, 1, 0, 0]
+    assert step_labels(["12 + 7 = 19", "19 - 5 = 14", "14 * 2 = 28", "#### 28", "#### 28"], ref) == [1, 1, 1, 1, 0]
+    assert step_labels(["12 + 7 = 19 = 19"], ref) == [0]  # chained equation
+    assert outcome_label(["12 + 7 = 18", "#### 28"], "28") == 1  # the ORM label looks at the answer only
+    assert outcome_label("12 + 7 = 19\n#### 27", "28") == 0
+    assert outcome_label(["no answer"], "28") == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["autoregressive", "regression", "orm"])
+def test_training_lowers_the_loss(kind, tmp_path):
+    out, metrics = train_tiny(tmp_path, kind, good_bad_rows(), kind=kind)
+    assert metrics["loss_last"] < metrics["loss_first"] - 0.02, metrics
+    cfg = json.loads((out / "prm_config.json").read_text())
+    assert cfg["kind"] == kind and cfg["step_tag"] == "ки" and cfg["good_token"] == "+" and cfg["bad_token"] == "-"
+    assert {"step_tag_id", "good_token_id", "bad_token_id", "max_length", "prompt_template", "step_separator"} <= set(cfg)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp dirs left behind
+
+
+def test_soft_labels_are_used_not_rounded(tmp_path):
+    rows = [{"question": f"q{i}", "steps": ["s"] * (1 + i % 3), "labels": [0.3] * (1 + i % 3)} for i in range(8)]
+    out, _ = train_tiny(tmp_path, "soft", rows, max_steps=60, learning_rate=2e-2)
+    scorer = prm_server.PrmScorer(out)
+    probs = [p for s in scorer.score([("q1", ["s", "s"]), ("zz", ["s"])]) for p in s]
+    assert all(abs(p - 0.3) < 0.05 for p in probs), probs  # a cast to int would push these to 0
+    hard = [{**r, "labels": [0.0] * len(r["labels"])} for r in rows]
+    out0, _ = train_tiny(tmp_path, "hard", hard, max_steps=60, learning_rate=2e-2)
+    probs0 = [p for s in prm_server.PrmScorer(out0).score([("q1", ["s", "s"])]) for p in s]
+    assert all(p < 0.15 for p in probs0), probs0
+    # the gradient of the soft cross-entropy wrt the (good - bad) logit gap is p - y: zero at p = y
+    logits = torch.zeros((1, 2), requires_grad=True)
+    prm_train.loss_fn("autoregressive", logits, torch.tensor([0.3])).backward()
+    assert logits.grad[0, 0].item() == pytest.approx(0.5 - 0.3)
+
+
+def test_training_is_deterministic(tmp_path):
+    from safetensors.torch import load_file
+
+    a, ma = train_tiny(tmp_path, "a", good_bad_rows(), max_steps=5)
+    b, mb = train_tiny(tmp_path, "b", good_bad_rows(), max_steps=5)
+    assert ma["loss_last"] == mb["loss_last"]
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_bad_config_and_data_exit_2_naming_the_line(tmp_path, capsys):
+    good = write_jsonl(tmp_path / "ok.jsonl", good_bad_rows(4))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + json.dumps({"question": "q", "steps": ["a", "b"], "labels": [1.0]}) + "\n")
+    cases = [
+        ({"train_file": str(bad), "output_dir": str(tmp_path / "o")}, "bad.jsonl line 5"),
+        ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "kind": "classify"}, "'kind'"),
+        ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "epochs": "1"}, "'epochs'"),
+        ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "lerning_rate": 1}, "unknown key"),
+        ({"train_file": str(tmp_path / "missing.jsonl"), "output_dir": str(tmp_path / "o")}, "not found"),
+    ]
+    for i, (cfg, needle) in enumerate(cases):
+        p = tmp_path / f"c{i}.json"
+        p.write_text(json.dumps(cfg))
+        assert prm_train.main(["--config", str(p)]) == 2
+        last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert last["event"] == "error" and last["retryable"] is False and needle in last["message"], last
+    row = {"question": "q", "steps": ["a"], "labels": [1.5]}
+    (tmp_path / "range.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(prm_train.BadConfig, match="line 1.*in \\[0, 1\\]"):
+        prm_train.load_examples(tmp_path / "range.jsonl", "autoregressive", PrmFormat())
+    with pytest.raises(prm_train.BadConfig, match="line 1: an ORM needs 'outcome'"):
+        prm_train.load_examples(write_jsonl(tmp_path / "o.jsonl", [{"question": "q", "steps": ["a", "b"], "labels": [1, 0]}]), "orm", PrmFormat())
+
+
+def test_progress_and_done_events(tmp_path, capsys):
+    cfg = tmp_path / "job.json"
+    cfg.write_text(json.dumps({"train_file": str(write_jsonl(tmp_path / "t.jsonl", good_bad_rows(6))), "output_dir": str(tmp_path / "out"),
+                               "max_steps": 4, "batch_size": 3, "log_every": 2, "model_config": TINY, "threads": 1}))
+    assert prm_train.main(["--config", str(cfg)]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    prog = [e for e in events if e["event"] == "progress"]
+    assert [(e["step"], e["total"]) for e in prog] == [(2, 4), (4, 4)]
+    assert events[-1]["event"] == "done" and events[-1]["output"] == str((tmp_path / "out").resolve())
+    assert set(events[-1]["metrics"]) >= {"loss_first", "loss_last"}
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring: in-process scorer, ORM server on a thread
+# --------------------------------------------------------------------------------------------------
+
+
+def direct_probs(model_dir: Path, question: str, steps: list[str]) -> list[float]:
+    """The model's own P(+) at each tag, computed without the server code: one unpadded full forward."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    cfg = json.loads((model_dir / "prm_config.json").read_text())
+    ids, pos = build_prm_input(tok, question, steps)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
+    pair = logits[pos][:, [cfg["good_token_id"], cfg["bad_token_id"]]]
+    return torch.softmax(pair, dim=-1)[:, 0].tolist()
+
+
+@pytest.fixture(scope="module")
+def orm_server(workdir):
+    out, _ = train_tiny(workdir, "orm", good_bad_rows(), kind="orm", max_steps=10)
+    srv = prm_server.PrmServer(("127.0.0.1", 0), "tiny-orm")
+    srv.scorer = prm_server.PrmScorer(out)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv, f"http://127.0.0.1:{srv.server_address[1]}", out
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_orm_returns_one_score_per_item(orm_server):
+    srv, url, out = orm_server
+    items = [{"id": "a", "question": "q1", "steps": ["good", "bad", "good"]}, {"id": "b", "question": "q2", "steps": ["bad"]}]
+    status, body = http("POST", url + "/v1/score", {"model": "tiny-orm", "items": items})
+    assert status == 200 and [s["id"] for s in body["scores"]] == ["a", "b"]
+    assert [len(s["step_scores"]) for s in body["scores"]] == [1, 1]
+    # the whole response as one step: the same as scoring the joined text as a single step
+    assert body["scores"][0]["step_scores"][0] == pytest.approx(direct_probs(out, "q1", ["good\nbad\ngood"])[0], abs=1e-6)
+
+
+def test_one_forward_pass_per_request(orm_server, monkeypatch):
+    srv, url, _ = orm_server
+    calls = []
+    model = srv.scorer.model
+    orig = model.base_model.forward
+    monkeypatch.setattr(model.base_model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape) or orig(*a, **k))
+    items = [{"id": str(i), "question": "q" * (i + 1), "steps": ["good"] * (i + 1)} for i in range(5)]
+    assert http("POST", url + "/v1/score", {"model": "tiny-orm", "items": items})[0] == 200
+    assert len(calls) == 1 and calls[0][0] == 5
+
+
+def test_regression_scores_are_sigmoids_in_range(tmp_path):
+    out, _ = train_tiny(tmp_path, "reg", good_bad_rows(), kind="regression", max_steps=5)
+    scorer = prm_server.PrmScorer(out)
+    (s1, s2), = scorer.score([("q", ["good", "bad"])])
+    assert 0.0 <= s1 <= 1.0 and 0.0 <= s2 <= 1.0
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(out).eval()
+    ids, pos = build_prm_input(scorer.tokenizer, "q", ["good", "bad"])
+    with torch.no_grad():
+        direct = torch.sigmoid(model(input_ids=torch.tensor([ids])).logits[0, pos, 0]).tolist()
+    assert [s1, s2] == pytest.approx(direct, abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# the PRM server subprocess
+# --------------------------------------------------------------------------------------------------
+
+ITEMS = [
+    {"id": "q17/3", "question": "Ann has 12 apples. How many?", "steps": ["12 + 7 = 19", "19 - 5 = 14", "#### 14"]},
+    {"id": "short", "question": "q", "steps": ["good"]},
+    {"id": "mid", "question": "Bob?", "steps": ["bad", "good", "", "ки"]},
+]
+
+
+def test_server_scores_equal_the_models_own_probabilities(server, ar_model):
+    server.wait_ready()
+    status, body = http("POST", server.url + "/v1/score", {"model": "tiny-prm", "items": ITEMS})
+    assert status == 200 and body["model"] == "tiny-prm"
+    assert [s["id"] for s in body["scores"]] == [it["id"] for it in ITEMS]
+    for it, s in zip(ITEMS, body["scores"]):
+        assert len(s["step_scores"]) == len(it["steps"])
+        assert all(0.0 <= x <= 1.0 for x in s["step_scores"])
+        assert s["step_scores"] == pytest.approx(direct_probs(ar_model, it["question"], it["steps"]), abs=1e-6)
+
+
+def test_server_batch_equals_one_by_one(server):
+    server.wait_ready()
+    _, batch = http("POST", server.url + "/v1/score", {"model": "tiny-prm", "items": ITEMS})
+    for it, s in zip(ITEMS, batch["scores"]):
+        status, single = http("POST", server.url + "/v1/score", {"model": "tiny-prm", "items": [it]})
+        assert status == 200
+        assert single["scores"][0]["step_scores"] == pytest.approx(s["step_scores"], abs=1e-6)
+
+
+def test_server_health_and_models(server):
+    server.wait_ready()
+    assert http("GET", server.url + "/health")[0] == 200
+    status, body = http("GET", server.url + "/v1/models")
+    assert status == 200 and body["object"] == "list" and body["data"][0]["id"] == "tiny-prm"
+    assert body["data"][0]["object"] == "model" and body["data"][0]["max_model_len"] == 128
+
+
+@pytest.mark.parametrize(
+    "payload,status,needle",
+    [
+        (b"{not json", 400, "not valid JSON"),
+        ([1, 2], 400, "JSON object"),
+        ({"model": "other", "items": ITEMS}, 404, "does not exist"),
+        ({"model": 3, "items": ITEMS}, 400, "'model' must be a string"),
+        ({"model": "tiny-prm", "items": {}}, 400, "'items' must be a list"),
+        ({"model": "tiny-prm", "items": []}, 400, "'items' is empty"),
+        ({"model": "tiny-prm", "items": [{"id": 1, "question": "q", "steps": ["a"]}]}, 400, "id must be a string"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": None, "steps": ["a"]}]}, 400, "'question' must be a string"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": "a"}]}, 400, "'steps' must be a list of strings"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": [1]}]}, 400, "'steps' must be a list of strings"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": []}]}, 400, "'steps' is empty"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q" * 200, "steps": ["a"]}]}, 400, "the limit is 128 tokens"),
+    ],
+)
+def test_server_rejects_bad_requests(server, payload, status, needle):
+    server.wait_ready()
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    got, body = http("POST", server.url + "/v1/score", raw=raw)
+    assert got == status and needle in body["error"]["message"], body
+
+
+def test_server_unknown_path_and_method(server):
+    server.wait_ready()
+    assert http("GET", server.url + "/v1/nope")[0] == 404
+    status, body = http("GET", server.url + "/v1/score")
+    assert status == 405 and "not allowed" in body["error"]["message"]
+
+
+def test_server_logs_one_line_per_request(server):
+    server.wait_ready()
+    http("POST", server.url + "/v1/score", {"model": "tiny-prm", "items": ITEMS[:1]})
+    time.sleep(0.2)
+    lines = [l for l in server.log.read_text().splitlines() if l.startswith("prm_server 127.0.0.1 POST /v1/score 200")]
+    assert lines and "items=1 tags=3" in lines[-1]
