@@ -14,12 +14,12 @@ export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeR
     if (!(await exists(dataset.path))) {
       throw new BadInputError(`dataset "${dataset.name}": file ${dataset.path} not found (relative paths are read from the worker's directory, ${process.cwd()})`);
     }
-    const key = contentKey({ v: 1, source: dataset.source, name: dataset.name, file: await sha256File(dataset.path), limit: dataset.limit });
+    const key = contentKey({ v: 1, source: dataset.source, format: dataset.format, name: dataset.name, file: await sha256File(dataset.path), limit: dataset.limit });
     const dir = cacheDir(storeRoot, 'datasets', key);
     const manifestPath = join(dir, 'manifest.json');
     if (await exists(manifestPath)) return (await readJson(manifestPath)) as DatasetManifest;
 
-    const problems = await readProblems(dataset.path, dataset.source, { name: dataset.name });
+    const problems = await readProblems(dataset.path, dataset.source, { name: dataset.name, normalized: dataset.format === 'normalized' });
     const kept = dataset.limit === undefined ? problems : problems.slice(0, dataset.limit);
     const text = toJsonl(kept);
     const uri = join(dir, 'problems.jsonl');

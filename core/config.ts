@@ -98,7 +98,9 @@ export const EvalDatasetConfig = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'expected a lowercase name of letters, digits, ".", "_" or "-"' }),
   source: DatasetSource,
   path: nonEmpty,
-  /** Evaluate only the first `limit` problems. */
+  /** `raw`: the source's own record format; `normalized`: the output of `prm-raft data prepare`. */
+  format: z.enum(['raw', 'normalized']).default('raw'),
+  /** Use only the first `limit` problems. */
   limit: positiveInt.optional(),
 });
 export type EvalDatasetConfig = z.infer<typeof EvalDatasetConfig>;

@@ -2,7 +2,7 @@
 // DatasetLineError that names the file, the line and what is wrong. Pure: the store does the reading.
 import { z } from 'zod';
 import { BadInputError } from './errors.js';
-import type { AnswerKind, DatasetSource, ProblemRecord } from './records.js';
+import { ProblemRecord as ProblemRecordSchema, type AnswerKind, type DatasetSource, type ProblemRecord } from './records.js';
 
 /** Where a line came from, and what its record's id is built from. */
 export interface LineContext {
@@ -60,6 +60,19 @@ const GSM8K_SOURCES_IN_OMI2 = new Set(['gsm8k', 'augmented_gsm8k']);
 // "1,000", "-3", "2.5"; commas only as thousands separators, so "1,2" is not silently read as 12.
 const GSM8K_NUMBER = /^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$/;
 const CALCULATOR_ANNOTATION = /<<[^<>]*>>/g;
+
+/** A line of an already normalized file (`prm-raft data prepare` writes them). */
+export function parseNormalizedLine(line: string, where: LineContext): ProblemRecord {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch (err) {
+    throw new DatasetLineError(where.file, where.line, `not valid JSON (${(err as Error).message})`);
+  }
+  const result = ProblemRecordSchema.safeParse(json);
+  if (!result.success) throw new DatasetLineError(where.file, where.line, `not a normalized problem: ${result.error.issues.map((i) => describeIssue(i, json)).join('; ')}`);
+  return result.data;
+}
 
 export function parseDatasetLine(source: DatasetSource, line: string, where: LineContext): ProblemRecord {
   function fail(reason: string): never {

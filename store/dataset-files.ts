@@ -1,5 +1,5 @@
 // Dataset files on disk → normalized problems, streamed line by line so large files never sit whole in memory.
-import { parseDatasetLine } from '../core/datasets.js';
+import { parseDatasetLine, parseNormalizedLine } from '../core/datasets.js';
 import { BadInputError } from '../core/errors.js';
 import type { DatasetSource, ProblemRecord } from '../core/records.js';
 import { readJsonlLines } from './files.js';
@@ -7,6 +7,8 @@ import { readJsonlLines } from './files.js';
 export interface ReadProblemsOptions {
   /** The dataset's name, the prefix of derived ids (`<name>-<index>`); defaults to the source. */
   name?: string;
+  /** The file already holds normalized problems (`prm-raft data prepare` output), not the source's raw format. */
+  normalized?: boolean;
 }
 
 // A missing or unreadable file is a config mistake, not something a retry fixes.
@@ -26,7 +28,8 @@ export async function* streamProblems(
     for await (const { line, text } of readJsonlLines(path)) {
       // A byte-order mark (some editors write one) would make the first line invalid JSON.
       const json = line === 1 ? text.replace(/^\uFEFF/, '') : text;
-      yield parseDatasetLine(source, json, { file: path, line, index: index++, idPrefix: options.name });
+      const where = { file: path, line, index: index++, idPrefix: options.name };
+      yield options.normalized ? parseNormalizedLine(json, where) : parseDatasetLine(source, json, where);
     }
   } catch (err) {
     const reason = BAD_PATH_CODES[(err as NodeJS.ErrnoException).code ?? ''];

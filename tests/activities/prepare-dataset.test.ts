@@ -11,8 +11,8 @@ import { ProblemRecord } from '../../core/records.js';
 
 const fixture = 'tests/fixtures/datasets/gsm8k.jsonl';
 
-async function prepare(path: string, storeRoot: string, limit?: number): Promise<DatasetManifest> {
-  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k' as const, path, limit }, storeRoot });
+async function prepare(path: string, storeRoot: string, limit?: number, format: 'raw' | 'normalized' = 'raw'): Promise<DatasetManifest> {
+  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k' as const, path, limit, format }, storeRoot });
 }
 
 describe('prepareDataset', () => {
@@ -25,6 +25,15 @@ describe('prepareDataset', () => {
     expect(ProblemRecord.parse(JSON.parse(lines[0] as string)).answerKind).toBe('gsm8k');
     expect(await prepare(fixture, store, 3)).toEqual(manifest);
     expect((await prepare(fixture, store)).count).toBeGreaterThan(3);
+  });
+
+  it('reads an already normalized file as it is, and rejects a raw one given as normalized', async () => {
+    const store = await mkdtemp(join(tmpdir(), 'prm-raft-prep-'));
+    const raw = await prepare(fixture, store);
+    const again = await prepare(raw.uri, store, undefined, 'normalized');
+    expect(await readFile(again.uri, 'utf8')).toBe(await readFile(raw.uri, 'utf8'));
+    const err = await prepare(fixture, store, undefined, 'normalized').catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/gsm8k\.jsonl:1: not a normalized problem/);
   });
 
   it('fails without retry on a malformed line, naming file and line, and leaves nothing behind', async () => {
