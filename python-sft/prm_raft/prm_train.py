@@ -20,7 +20,10 @@ Config (JSON object; unknown keys are an error):
   (0.0), ``grad_clip`` (1.0), ``max_length`` (tokens per solution; default the model's context), ``threads``
   (torch CPU threads; default torch's choice), ``log_every`` (10), ``eval_file`` (same format as train_file:
   step accuracy / AUC / Brier after training, in the metrics), ``format`` (overrides of
-  :class:`prm_raft.prm_format.PrmFormat`), ``model_config`` (with ``base`` null).
+  :class:`prm_raft.prm_format.PrmFormat`), ``model_config`` (with ``base`` null), ``save_every`` (200; 0 = never):
+  every that many steps the full training state (weights, optimizer, data order, RNG) is saved atomically to
+  ``.<output_dir name>.resume/`` beside the output; a restarted job with the same config and data resumes from
+  it exactly (the same final weights as an uninterrupted run) and deletes it once the checkpoint is written.
 
 Progress as JSON lines on stdout: ``{"event":"start",...}``, ``{"event":"progress","step":..,"total":..,"loss":..}``,
 ..., ``{"event":"done","output":DIR,"metrics":{"loss_first":..,"loss_last":..,...}}``; a failure prints
@@ -103,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_file": None,
     "format": None,
     "model_config": None,
+    "save_every": 200,
 }
 
 SCORE_READOUT = {
@@ -157,7 +161,7 @@ def validate_config(raw: Any, where: str = "config") -> dict[str, Any]:
             raise BadConfig(f"{where}: 'model_config' only applies with 'base': null")
     if cfg["kind"] not in KINDS:
         raise BadConfig(f"{where}: 'kind' must be one of {list(KINDS)} (got {cfg['kind']!r})")
-    ints = {"epochs": 0, "max_steps": 0, "batch_size": 1, "seed": None, "warmup_steps": 0, "log_every": 1}
+    ints = {"epochs": 0, "max_steps": 0, "batch_size": 1, "seed": None, "warmup_steps": 0, "log_every": 1, "save_every": 0}
     for k, lo in ints.items():
         v = cfg[k]
         if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
@@ -405,6 +409,42 @@ def _replace_dir_atomically(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def resume_dir_for(cfg: dict[str, Any]) -> Path:
+    out = Path(cfg["output_dir"])
+    return out.parent / f".{out.name}.resume"
+
+
+def resume_key(cfg: dict[str, Any]) -> str:
+    """Everything that determines the run: a resume state from another config or data is ignored."""
+    settings = {k: cfg[k] for k in DEFAULTS if k not in ("format", "log_every", "save_every", "threads", "output_dir")}
+    settings["format"] = cfg["format"].to_dict()
+    settings["train_sha256"] = sha256_file(cfg["train_file"])
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_resume_state(resume_dir: Path, key: str) -> dict[str, Any] | None:
+    path = resume_dir / "state.pt"
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: start over
+        emit("warning", message=f"ignoring unreadable resume state {path}: {e}")
+        return None
+    if state.get("key") != key:
+        emit("warning", message=f"ignoring resume state {path}: it belongs to another config or data")
+        return None
+    return state
+
+
+def save_resume_state(resume_dir: Path, state: dict[str, Any]) -> None:
+    """Write the state to a temporary file, then rename it over state.pt (a crash mid-write leaves the old one)."""
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    tmp = resume_dir / f"state.pt.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, resume_dir / "state.pt")
+
+
 def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     fmt: PrmFormat = cfg["format"]
     kind: str = cfg["kind"]
@@ -436,12 +476,26 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     )
     gen = torch.Generator().manual_seed(cfg["seed"])
     order: list[int] = []
-    model.train()
-    t0 = time.monotonic()
     window, window_n = 0.0, 0
     loss_first: float | None = None
     loss_last: float | None = None
-    for step in range(total):
+    start_step = 0
+    resume_dir = resume_dir_for(cfg)
+    key = resume_key(cfg)
+    state = load_resume_state(resume_dir, key)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        order, start_step = state["order"], state["step"]
+        window, window_n, loss_first, loss_last = state["window"], state["window_n"], state["loss_first"], state["loss_last"]
+        emit("resumed", step=start_step, total=total, path=str(resume_dir))
+    fail_at = int(os.environ.get("PRM_TRAIN_FAIL_AT_STEP", "0") or 0)  # test hook: simulate a crash
+    model.train()
+    t0 = time.monotonic()
+    for step in range(start_step, total):
+        if fail_at and step + 1 == fail_at:
+            raise RuntimeError(f"PRM_TRAIN_FAIL_AT_STEP={fail_at}: simulated crash")
         if len(order) < bs:
             # whole epochs in order: an epoch's leftover examples go first in the next batch
             order += torch.randperm(len(encoded), generator=gen).tolist()
@@ -466,6 +520,22 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
             loss_last = mean
             emit("progress", step=step + 1, total=total, loss=round(mean, 6), lr=round(opt.param_groups[0]["lr"], 8), elapsed=round(time.monotonic() - t0, 1))
             window, window_n = 0.0, 0
+        if cfg["save_every"] and (step + 1) % cfg["save_every"] == 0 and step + 1 < total:
+            save_resume_state(
+                resume_dir,
+                {
+                    "key": key,
+                    "step": step + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "order": order,
+                    "window": window,
+                    "window_n": window_n,
+                    "loss_first": loss_first,
+                    "loss_last": loss_last,
+                },
+            )
     train_seconds = time.monotonic() - t0
     model.eval()
 
@@ -509,6 +579,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(resume_dir, ignore_errors=True)
     return out, metrics
 
 

@@ -492,3 +492,29 @@ def test_server_logs_one_line_per_request(server):
     time.sleep(0.2)
     lines = [l for l in server.log.read_text().splitlines() if l.startswith("prm_server 127.0.0.1 POST /v1/score 200")]
     assert lines and "items=1 tags=3" in lines[-1]
+
+
+def test_a_crashed_job_resumes_exactly(tmp_path, capsys, monkeypatch):
+    from safetensors.torch import load_file
+
+    train = write_jsonl(tmp_path / "t.jsonl", good_bad_rows(6))
+
+    def job(name: str) -> Path:
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps({"train_file": str(train), "output_dir": str(tmp_path / name), "max_steps": 6, "batch_size": 4,
+                                 "save_every": 2, "log_every": 1, "model_config": TINY, "threads": 1}))
+        return p
+
+    assert prm_train.main(["--config", str(job("straight"))]) == 0
+    monkeypatch.setenv("PRM_TRAIN_FAIL_AT_STEP", "5")
+    assert prm_train.main(["--config", str(job("resumed"))]) == 1  # a crash: retryable exit code
+    assert (tmp_path / ".resumed.resume" / "state.pt").is_file() and not (tmp_path / "resumed").exists()
+    monkeypatch.delenv("PRM_TRAIN_FAIL_AT_STEP")
+    capsys.readouterr()
+    assert prm_train.main(["--config", str(job("resumed"))]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["step"] for e in events if e["event"] == "resumed"] == [4]
+    assert [e["step"] for e in events if e["event"] == "progress"] == [5, 6]
+    wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not (tmp_path / ".resumed.resume").exists()
