@@ -518,7 +518,7 @@ def _callbacks(emit: Emit, fault: tuple[str, int, bool] | None, out: Path) -> li
     class JsonProgress(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if state.is_world_process_zero and logs and "loss" in logs:
-                emit("progress", step=state.global_step, total=state.max_steps, loss=float(logs["loss"]))
+                emit("progress", step=state.global_step, total=state.max_steps, loss=_finite(logs["loss"]))
 
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             if state.is_world_process_zero:
@@ -547,12 +547,21 @@ def _callbacks(emit: Emit, fault: tuple[str, int, bool] | None, out: Path) -> li
     return callbacks
 
 
+def _finite(x: Any) -> float | None:
+    """A float for the JSON events; NaN and infinities (which JSON cannot carry) become null."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 def _metrics(trainer: Any, train_runtime: float) -> dict[str, Any]:
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]  # restored on resume: the whole run
     return {
         "steps": trainer.state.global_step,
-        "loss_first": float(losses[0]) if losses else None,
-        "loss_last": float(losses[-1]) if losses else None,
+        "loss_first": _finite(losses[0]) if losses else None,
+        "loss_last": _finite(losses[-1]) if losses else None,
         "train_runtime": round(float(train_runtime), 3),
     }
 
@@ -606,6 +615,8 @@ def run(job: SftJob, emit: Emit) -> int:
 
     if job.bf16 and not torch.cuda.is_available():
         raise BadInput('config: "bf16": true needs a GPU and no CUDA device is available; set "bf16": false for CPU runs')
+    if job.bf16 and not torch.cuda.is_bf16_supported():
+        raise BadInput(f'config: "bf16": true but this GPU ({torch.cuda.get_device_name()}) does not support bf16')
 
     from transformers import AutoTokenizer
 
@@ -627,7 +638,14 @@ def run(job: SftJob, emit: Emit) -> int:
     trainer = build_trainer(job, data, tokenizer, _callbacks(emit, fault, out))
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = _metrics(trainer, result.metrics.get("train_runtime", 0.0))
-    summary = {"config": job.as_json(), "train_file_sha256": data.sha256, "examples": len(data.prompts), "truncated": truncated, "resumed_from": resume, "metrics": metrics}
+    summary = {
+        "config": job.as_json(),
+        "train_file_sha256": data.sha256,
+        "examples": len(data.prompts),
+        "truncated": truncated,
+        "resumed_from": resume,
+        "metrics": metrics,
+    }
     final = _save_final(job, trainer, tokenizer, out, summary)
     emit("done", output=str(final), metrics=metrics)
     return EXIT_OK
