@@ -610,6 +610,14 @@ def run(job: SftJob, emit: Emit) -> int:
         raise BadInput(f"model {job.model}: not a checkpoint directory (no config.json)")
     data = read_train_file(job.train_file)
     fault = parse_fault(os.environ.get(FAULT_ENV))
+    # `accelerate launch` exports the config file's mixed_precision, and transformers applies it even when the job
+    # says bf16: false; refuse the disagreement instead of training in a precision the job config does not show.
+    launcher_mp = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher_mp != "no" and not (launcher_mp == "bf16" and job.bf16):
+        raise BadInput(
+            f'the accelerate config sets mixed_precision: {launcher_mp} but the job config has "bf16": '
+            f"{json.dumps(job.bf16)}; make them agree (bf16 needs a GPU; use accelerate/cpu.yaml on CPU)"
+        )
 
     import torch
 

@@ -338,6 +338,12 @@ def test_bad_config_or_data_exits_2(name, tiny, tmp_path, capsys):
     assert not (tmp_path / "bad" / "final").exists()
 
 
+def test_launcher_mixed_precision_must_match_the_job(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` exports from a GPU config
+    code, events = run_inproc(job_file(tiny, tmp_path / "mp"))
+    assert code == 2 and events == [] and "mixed_precision: bf16" in capsys.readouterr().err
+
+
 def test_bad_config_cli_exit_code_and_stderr(tiny, tmp_path):
     cfg, message = bad_case("line without completion", tiny, tmp_path)
     code, lines, err = run_cli(cfg)
