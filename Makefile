@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test test-ts test-py demo tiny-data tiny-policy clean
+.PHONY: help setup build test demo bench tiny-data tiny-policy clean
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -44,6 +44,11 @@ demo: setup build
 	node bin/prm-raft.js dev up --config configs/tiny.yaml
 	node bin/prm-raft.js eval --config configs/tiny.yaml
 	@echo "The stack is still up (Web UI: http://127.0.0.1:8233). Stop it with: npx prm-raft dev down"
+
+# Sampling + scoring + selection against stub servers, next to the stubs' raw capacity (not a test).
+bench: setup build
+	node dist/bench/sample-score-select.js --prompts 2000
+	node dist/bench/sample-score-select.js --prompts 10000
 
 # Regenerate the embedded task's data and the shipped tiny policy (deterministic).
 tiny-data: $(VENV)/.installed

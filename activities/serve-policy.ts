@@ -1,8 +1,8 @@
 // Stages: serve a checkpoint for evaluation (gpu queue) and stop it again (on the same worker's own queue).
 import { Context } from '@temporalio/activity';
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { freePort } from '../clients/ports.js';
 import { isAlive, startBackground, stopBackground } from '../clients/process.js';
 import { fillCommand } from '../core/command.js';
 import { TransientError } from '../core/errors.js';
@@ -70,15 +70,4 @@ async function isHealthy(url: string): Promise<boolean> {
 async function logTail(path: string): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '');
   return text.trim().split('\n').slice(-15).join('\n') || `(no output; see ${path})`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no free port'))));
-    });
-  });
 }

@@ -1,0 +1,106 @@
+// Benchmark: sampling + scoring + selection of many prompts × N against stub servers that answer at once,
+// next to the stubs' raw capacity measured alone in the same run. Not a test: it prints figures.
+// Usage: node dist/bench/sample-score-select.js [--prompts 10000] [--n 16] [--shard 500] [--width 4]
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { prepareDataset } from '../activities/prepare-dataset.js';
+import { sampleShard } from '../activities/sample-shard.js';
+import { scoreShard } from '../activities/score-shard.js';
+import { selectResponses } from '../activities/select-responses.js';
+import { PolicyClient } from '../clients/policy.js';
+import { PrmClient } from '../clients/prm.js';
+import { Config } from '../core/config.js';
+import { planShards } from '../core/evaluation.js';
+import { raftIterationInputFromConfig } from '../core/raft.js';
+import { runSlidingWindow } from '../core/sliding-window.js';
+import { freePort } from '../clients/ports.js';
+import { peakRss } from './measure.js';
+
+const { values } = parseArgs({
+  options: { prompts: { type: 'string', default: '10000' }, n: { type: 'string', default: '16' }, shard: { type: 'string', default: '500' }, width: { type: 'string', default: '4' } },
+});
+const PROMPTS = Number(values.prompts);
+const N = Number(values.n);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+async function main() {
+  const dir = await mkdtemp(join(tmpdir(), 'prm-raft-bench-'));
+  const [policyPort, prmPort] = [await freePort(), await freePort()];
+  const stubs = spawn(process.execPath, [join(ROOT, 'dist/bench/stub-servers.js'), String(policyPort), String(prmPort)], { stdio: 'inherit' });
+  await new Promise((r) => setTimeout(r, 500));
+  try {
+    const problemsPath = join(dir, 'problems.jsonl');
+    await writeFile(
+      problemsPath,
+      Array.from({ length: PROMPTS }, (_, i) => JSON.stringify({ id: `p-${i}`, question: `Ann has ${i} apples. She buys 3 more. How many?`, solution: `${i} + 3 = ${i + 3}\n#### ${i + 3}`, answer: String(i + 3) })).join('\n') + '\n',
+    );
+    const config = Config.parse({
+      name: 'bench',
+      python: join(ROOT, 'python-sft/.venv/bin/python'),
+      store: { root: join(dir, 'store') },
+      policy: { model: 'stub', baseUrls: [`http://127.0.0.1:${policyPort}/v1`], checkpoint: dir, promptsPerRequest: 8, maxConcurrency: 8, maxRetries: 0 },
+      prompt: { preset: 'tinymath' },
+      evaluation: { datasets: [{ name: 'x', source: 'tinymath', path: problemsPath }] },
+      sampling: { n: N, shardSize: Number(values.shard), maxShardsInFlight: Number(values.width), datasets: [{ name: 'bench', source: 'tinymath', path: problemsPath }] },
+      prm: { model: 'stub-prm', baseUrls: [`http://127.0.0.1:${prmPort}`], maxConcurrency: 8, maxRetries: 0 },
+      grader: { workers: 1 },
+    });
+    const input = raftIterationInputFromConfig(config);
+
+    // The stubs alone: the same requests the pipeline makes, with the same concurrency, and nothing else.
+    const policy = new PolicyClient(input.policy);
+    const prompts = Array.from({ length: Math.min(PROMPTS, 2000) }, (_, i) => `Question: q${i}\nAnswer:\n`);
+    let t = performance.now();
+    await runSlidingWindow(chunk(prompts, 8), 8 * Number(values.width), (group) => policy.complete(group, { n: N, temperature: 1, topP: 1, maxTokens: 64, stop: [] }));
+    const policyRaw = (prompts.length * N) / ((performance.now() - t) / 1000);
+    const prm = new PrmClient(input.prm);
+    const items = Array.from({ length: N }, (_, j) => ({ id: `q/${j}`, question: 'q', steps: ['1 + 2 = 3', '3 - 1 = 2', '#### 2'] }));
+    t = performance.now();
+    await runSlidingWindow(prompts, 8 * Number(values.width), () => prm.score(items));
+    const prmRaw = (prompts.length * N) / ((performance.now() - t) / 1000);
+
+    // The pipeline: the same activities a worker runs, with the workflow's sliding window.
+    const memory = peakRss();
+    const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment().run(fn, ...args);
+    t = performance.now();
+    const dataset = await run(prepareDataset, { dataset: input.sampling.datasets[0]!, storeRoot: input.storeRoot });
+    const shards = await runSlidingWindow(planShards(dataset.count, input.sampling.shardSize), input.sampling.maxShardsInFlight, async (shard) => {
+      const samples = await run(sampleShard, { ...input, policyFingerprint: 'stub@bench', dataset, shard });
+      const scores = await run(scoreShard, { prm: input.prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint: 'stub-prm@bench', samples });
+      return { samples, scores };
+    });
+    const selection = await run(selectResponses, { selection: input.selection, prompt: input.prompt, storeRoot: input.storeRoot, aggregation: 'min', shards });
+    const seconds = (performance.now() - t) / 1000;
+    const responses = shards.reduce((n, s) => n + s.samples.responses, 0);
+    const report = {
+      prompts: PROMPTS,
+      n: N,
+      responses,
+      seconds: Number(seconds.toFixed(1)),
+      pipelineResponsesPerSecond: Math.round(responses / seconds),
+      policyStubRawResponsesPerSecond: Math.round(policyRaw),
+      prmStubRawResponsesPerSecond: Math.round(prmRaw),
+      keptPrompts: selection.stats.kept,
+      peakRssMiB: Math.round(memory.stop() / 2 ** 20),
+    };
+    console.log(JSON.stringify(report, null, 2));
+  } finally {
+    stubs.kill();
+  }
+}
+
+function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
