@@ -347,6 +347,9 @@ def job_identity(job: SftJob, data_sha256: str) -> dict[str, Any]:
     d = job.as_json()
     for key in ("output_dir", "train_file", "save_steps", "save_total_limit", "logging_steps", "gradient_checkpointing"):
         d.pop(key)
+    # Only the effective batch determines the run: after an out-of-memory the pipeline halves the per-device
+    # batch and doubles accumulation, and the job must resume its own checkpoints.
+    d["effective_batch_size"] = d.pop("per_device_batch_size") * d.pop("gradient_accumulation_steps")
     if job.method != "lora":
         d.pop("lora")
     d["train_file_sha256"] = data_sha256

@@ -236,6 +236,15 @@ def test_once_fault_then_guard_then_retry(tiny, tmp_path, monkeypatch, capsys):
     assert code == 0 and steps(events) == [3]
 
 
+def test_identity_keeps_only_the_effective_batch():
+    """After an out-of-memory the pipeline halves the per-device batch and doubles accumulation: same job."""
+    base = sft.SftJob(model="m", train_file="t", output_dir="o", per_device_batch_size=8, gradient_accumulation_steps=1)
+    halved = sft.SftJob(model="m", train_file="t", output_dir="o", per_device_batch_size=4, gradient_accumulation_steps=2)
+    bigger = sft.SftJob(model="m", train_file="t", output_dir="o", per_device_batch_size=8, gradient_accumulation_steps=2)
+    assert sft.job_identity(base, "h") == sft.job_identity(halved, "h")
+    assert sft.job_identity(base, "h") != sft.job_identity(bigger, "h")
+
+
 def test_fake_oom_exits_3(tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(sft.FAULT_ENV, "oom@2")
     code, events = run_inproc(job_file(tiny, tmp_path / "oom"))
