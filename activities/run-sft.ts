@@ -2,6 +2,7 @@
 // its exit code turned into a retry decision. A restarted job resumes from its own last checkpoint.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { runProcess } from '../clients/process.js';
 import { BadInputError, TransientError } from '../core/errors.js';
@@ -50,6 +51,9 @@ export async function runSft(input: RunSftInput): Promise<SftResult> {
     if (await exists(resultPath)) return { ...SftResult.parse(await readJson(resultPath)), cached: true };
 
     const jobPath = join(outDir, 'job.json');
+    // The job leaves this on out-of-memory; a marker from an earlier attempt says nothing about this one.
+    const failurePath = join(outDir, 'failure.json');
+    await rm(failurePath, { force: true });
     await writeFileAtomic(
       jobPath,
       JSON.stringify(
@@ -111,7 +115,9 @@ export async function runSft(input: RunSftInput): Promise<SftResult> {
     }
     const tail = outcome.stderrTail || 'no message';
     if (outcome.exitCode === 2) throw new BadInputError(`SFT job rejected its config or data (${jobPath}): ${tail}`);
-    if (outcome.exitCode === 3) {
+    const marker = (await exists(failurePath)) ? ((await readJson(failurePath)) as { kind?: string }) : null;
+    // A multi-process launcher may turn the job's exit code 3 into 1; the marker file does not change.
+    if (outcome.exitCode === 3 || (outcome.exitCode !== 0 && marker?.kind === 'out_of_memory')) {
       throw ApplicationFailure.nonRetryable(`SFT job ran out of GPU memory at per-device batch ${input.perDeviceBatchSize}: ${tail}`, 'OutOfMemory');
     }
     if (outcome.exitCode !== 0) throw new TransientError(`SFT job exited ${outcome.exitCode}; the next attempt resumes from its last checkpoint: ${tail}`);

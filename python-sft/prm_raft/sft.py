@@ -65,6 +65,7 @@ FINAL_DIR = "final"
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "adapter"
 JOB_FILE = "sft-job.json"
+FAILURE_FILE = "failure.json"
 SUMMARY_FILE = "prm_raft_sft.json"  # written inside final/: the job's config and metrics
 FAULT_ENV = "PRM_RAFT_SFT_FAULT"
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
@@ -683,6 +684,7 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     parser.add_argument("--config", required=True, help="job config (JSON)")
     ns = parser.parse_args(argv)
     emit = make_emitter(events if events is not None else sys.stdout)
+    job = None
     try:
         job = load_config(ns.config)
         return run(job, emit)
@@ -692,6 +694,11 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     except Exception as e:
         if is_oom(e):
             log(f"error: out of GPU memory: {e} (lower per_device_batch_size or max_length, or set gradient_checkpointing)")
+            if job is not None:
+                # Under a multi-process launcher the job's exit code 3 may reach the caller as 1: this file
+                # says what happened whatever the launcher reports.
+                Path(job.output_dir).mkdir(parents=True, exist_ok=True)
+                _write_json_atomic(Path(job.output_dir) / FAILURE_FILE, {"kind": "out_of_memory", "message": str(e)[:500]})
             return EXIT_OOM
         raise
 

@@ -251,6 +251,8 @@ def test_fake_oom_exits_3(tiny, tmp_path, monkeypatch, capsys):
     assert code == sft.EXIT_OOM == 3
     assert steps(events) == [1] and events[-1]["event"] != "done"  # the fault fires before step 2 is logged
     assert "out of GPU memory" in capsys.readouterr().err
+    # The marker a launcher cannot swallow: it says out-of-memory even if the exit code comes back as 1.
+    assert json.loads((tmp_path / "oom" / sft.FAILURE_FILE).read_text())["kind"] == "out_of_memory"
 
 
 def test_oom_is_recognised_through_the_exception_chain():

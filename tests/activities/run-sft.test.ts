@@ -66,6 +66,12 @@ describe('runSft', () => {
     expect((err as Error).message).toMatch(message);
   });
 
+  it('reads out-of-memory from the marker file when a launcher reports exit 1', async () => {
+    const input = await inputWith(`echo '{"kind":"out_of_memory"}' > "$2/failure.json"; echo 'rank 3 failed' >&2; exit 1`);
+    const err = await new MockActivityEnvironment().run(runSft, input).catch((e: unknown) => e);
+    expect((err as ApplicationFailure).type).toBe('OutOfMemory');
+  });
+
   it('leaves a crash retryable', async () => {
     const err = await new MockActivityEnvironment().run(runSft, await inputWith('echo boom >&2; exit 1')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
