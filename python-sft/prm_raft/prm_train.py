@@ -23,7 +23,8 @@ Config (JSON object; unknown keys are an error):
   :class:`prm_raft.prm_format.PrmFormat`), ``model_config`` (with ``base`` null), ``save_every`` (200; 0 = never):
   every that many steps the full training state (weights, optimizer, data order, RNG) is saved atomically to
   ``.<output_dir name>.resume/`` beside the output; a restarted job with the same config and data resumes from
-  it exactly (the same final weights as an uninterrupted run) and deletes it once the checkpoint is written.
+  it exactly (the same final weights as an uninterrupted run) and deletes it once the checkpoint is written;
+  ``group_by_length`` (true: batches of similar lengths, less padding).
 
 Progress as JSON lines on stdout: ``{"event":"start",...}``, ``{"event":"progress","step":..,"total":..,"loss":..}``,
 ..., ``{"event":"done","output":DIR,"metrics":{"loss_first":..,"loss_last":..,...}}``; a failure prints
@@ -107,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
     "format": None,
     "model_config": None,
     "save_every": 200,
+    "group_by_length": True,
 }
 
 SCORE_READOUT = {
@@ -166,6 +168,8 @@ def validate_config(raw: Any, where: str = "config") -> dict[str, Any]:
         v = cfg[k]
         if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
             raise BadConfig(f"{where}: '{k}' must be an integer" + (f" >= {lo}" if lo is not None else "") + f" (got {v!r})")
+    if not isinstance(cfg["group_by_length"], bool):
+        raise BadConfig(f"{where}: 'group_by_length' must be true or false")
     if cfg["epochs"] == 0 and cfg["max_steps"] == 0:
         raise BadConfig(f"{where}: set 'epochs' or 'max_steps' above 0")
     for k in ("learning_rate", "weight_decay", "grad_clip"):
@@ -409,6 +413,20 @@ def _replace_dir_atomically(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def epoch_order(lengths: list[int], bs: int, gen: torch.Generator, group_by_length: bool) -> list[int]:
+    """One epoch's example order. Grouped by length (less padding): a random permutation is cut into mega-batches
+    of 32 batches, each sorted by length and cut into batches, and the batches are shuffled."""
+    perm = torch.randperm(len(lengths), generator=gen).tolist()
+    if not group_by_length:
+        return perm
+    mega = 32 * bs
+    batches: list[list[int]] = []
+    for s in range(0, len(perm), mega):
+        chunk = sorted(perm[s : s + mega], key=lambda i: lengths[i], reverse=True)
+        batches += [chunk[j : j + bs] for j in range(0, len(chunk), bs)]
+    return [i for b in torch.randperm(len(batches), generator=gen).tolist() for i in batches[b]]
+
+
 def resume_dir_for(cfg: dict[str, Any]) -> Path:
     out = Path(cfg["output_dir"])
     return out.parent / f".{out.name}.resume"
@@ -463,6 +481,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     bs = cfg["batch_size"]
+    lengths = [len(ids) for ids, _ in encoded]
     steps_per_epoch = math.ceil(len(encoded) / bs)
     total = cfg["max_steps"] or cfg["epochs"] * steps_per_epoch
     n_params = sum(p.numel() for p in model.parameters())
@@ -498,7 +517,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
             raise RuntimeError(f"PRM_TRAIN_FAIL_AT_STEP={fail_at}: simulated crash")
         if len(order) < bs:
             # whole epochs in order: an epoch's leftover examples go first in the next batch
-            order += torch.randperm(len(encoded), generator=gen).tolist()
+            order += epoch_order(lengths, bs, gen, cfg["group_by_length"])
         idx, order = order[:bs], order[bs:]
         rows = [encoded[i] for i in idx]
         batch = collate(rows, pad)

@@ -518,3 +518,14 @@ def test_a_crashed_job_resumes_exactly(tmp_path, capsys, monkeypatch):
     wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not (tmp_path / ".resumed.resume").exists()
+
+
+def test_epoch_order_is_a_permutation_grouped_by_length():
+    lengths = [(i * 7919) % 290 + 10 for i in range(1000)]
+    for grouped in (False, True):
+        order = prm_train.epoch_order(lengths, 8, torch.Generator().manual_seed(0), grouped)
+        assert sorted(order) == list(range(1000))
+        assert order == prm_train.epoch_order(lengths, 8, torch.Generator().manual_seed(0), grouped)
+    order = prm_train.epoch_order(lengths, 8, torch.Generator().manual_seed(0), True)
+    pad = sum(max(lengths[i] for i in order[s : s + 8]) * 8 - sum(lengths[i] for i in order[s : s + 8]) for s in range(0, 1000, 8))
+    assert pad < 0.1 * sum(lengths)
