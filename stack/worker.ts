@@ -37,6 +37,9 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
         maxConcurrentActivityTaskExecutions: kind === 'gpu' ? 1 : 16,
         // A stopping worker lets running activities notice cancellation and kill their children.
         shutdownGraceTime: '10 seconds',
+        // Heartbeat details carry live progress; the default throttling would show it a minute late.
+        maxHeartbeatThrottleInterval: '5 seconds',
+        defaultHeartbeatThrottleInterval: '5 seconds',
       }),
     ),
   ]);
