@@ -50,7 +50,7 @@ ${sections({ prm })}`,
     dir,
     config,
     cli: async (args, env) => {
-      const r = await execa(process.execPath, [CLI, ...args], { cwd: ROOT, reject: false, env: { ...env }, timeout: 600_000 });
+      const r = await execa(process.execPath, [CLI, ...args], { cwd: ROOT, reject: false, env: { ...env }, timeout: 900_000 });
       return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
     },
   };

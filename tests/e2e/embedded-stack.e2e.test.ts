@@ -1,0 +1,110 @@
+// End to end, for real: the Temporal dev server, a worker, the CPU policy server with the shipped tiny policy and
+// the PRM server with the shipped tiny PRM, started by `prm-raft dev up` and driven through the CLI.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../clients/process.js';
+import { EvalResultRecord, EvaluationSummary } from '../../core/manifests.js';
+import { RaftIterationResult } from '../../core/raft.js';
+import { makeStack, ROOT, type TestStack } from '../helpers/stack.js';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await makeStack(
+    ({ prm }) => `
+sampling:
+  n: 4
+  maxTokens: 100
+  shardSize: 4
+  datasets: [{ name: tinymath-train, source: tinymath, path: ${join(ROOT, 'data/tinymath/train.jsonl')}, limit: 8 }]
+prm:
+  model: tinymath-prm
+  baseUrls: [http://127.0.0.1:${prm}]
+  localServer: { checkpoint: ${join(ROOT, 'models/tinymath-prm')}, port: ${prm} }
+selection: { dropNoAnswer: false, dropTruncated: false }
+sft: { maxSteps: 3, perDeviceBatchSize: 4, saveSteps: 1, learningRate: 0.0005, maxLength: 384, maxAttempts: 1 }
+`,
+  );
+  // The SFT job crashes once at step 2 (per output folder): the first iteration fails there, its resume succeeds.
+  const up = await stack.cli(['dev', 'up', '--config', stack.config], { PRM_RAFT_SFT_FAULT: 'crash@2:once' });
+  expect(up.exitCode, up.stderr).toBe(0);
+}, 300_000);
+afterAll(async () => {
+  await stack?.cli(['dev', 'down', '--config', stack.config]);
+}, 120_000);
+
+describe('the embedded stack', () => {
+  it('reports every part healthy', async () => {
+    const status = await stack.cli(['dev', 'status', '--config', stack.config]);
+    expect(status.exitCode, status.stdout + status.stderr).toBe(0);
+    for (const part of ['temporal', 'policy', 'prm', 'worker']) expect(status.stdout).toMatch(new RegExp(`^${part}\\s+healthy pid \\d+`, 'm'));
+  }, 60_000);
+
+  it('evaluates the tiny policy through a real workflow, and a second run reuses every shard', async () => {
+    const first = await stack.cli(['eval', '--config', stack.config, '--json']);
+    expect(first.exitCode, first.stderr).toBe(0);
+    const summary = EvaluationSummary.parse(JSON.parse(first.stdout));
+    const d = summary.datasets[0];
+    expect(d).toMatchObject({ dataset: 'tinymath-test', total: 12 });
+    expect(summary.shardsRun).toBe(2);
+    const records = (await readFile(d!.results.uri, 'utf8')).trim().split('\n').map((l) => EvalResultRecord.parse(JSON.parse(l)));
+    expect(records).toHaveLength(12);
+    expect(records.filter((r) => r.correct)).toHaveLength(d!.correct);
+    for (const r of records) {
+      // tinymath answers are integers: a right grade is exactly an extracted answer equal to the reference.
+      expect(r.correct).toBe(r.extracted === r.reference);
+      expect(['stop', 'length']).toContain(r.finishReason);
+      expect(r.prediction.length).toBeGreaterThan(0);
+    }
+    const second = await stack.cli(['eval', '--config', stack.config, '--json']);
+    const again = EvaluationSummary.parse(JSON.parse(second.stdout));
+    expect(again.shardsCached).toBe(2);
+    expect(again.datasets[0]?.correct).toBe(d!.correct);
+  }, 300_000);
+
+  it('runs a RAFT iteration whose failed SFT stage is resumed without sampling again', async () => {
+    const failed = await stack.cli(['iterate', '--config', stack.config, '--json']);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toMatch(/failed: .*fake crash/s);
+    const runId = /started raftIteration (\S+)/.exec(failed.stderr)?.[1];
+    expect(runId).toBeDefined();
+    const samplesDir = join(stack.dir, 'runs', 'cache', 'samples');
+    const sampled = await readdir(samplesDir);
+    expect(sampled).toHaveLength(2);
+    const mtimes = await Promise.all(sampled.map(async (k) => (await stat(join(samplesDir, k, 'result.json'))).mtimeMs));
+
+    const resumed = await stack.cli(['resume', runId!, '--config', stack.config, '--json']);
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    const result = RaftIterationResult.parse(JSON.parse(resumed.stdout));
+    // Nothing was sampled again: the same two shards, untouched.
+    expect(await readdir(samplesDir)).toEqual(sampled);
+    expect(await Promise.all(sampled.map(async (k) => (await stat(join(samplesDir, k, 'result.json'))).mtimeMs))).toEqual(mtimes);
+
+    expect(result.sampling).toMatchObject({ prompts: 8, responses: 32 });
+    expect(result.selection.kept).toBe(8);
+    expect(result.sft).toMatchObject({ steps: 3, cached: false });
+    expect(result.sft.lossFirst).not.toBeNull();
+    expect((await stat(join(result.policyAfter, 'config.json'))).isFile()).toBe(true);
+    expect(result.before.datasets[0]?.total).toBe(12);
+    expect(result.after.datasets[0]?.total).toBe(12);
+    // The input policy's evaluation is the one the eval test already ran: every shard reused.
+    expect(result.before.shardsCached).toBe(2);
+    const sft = (await readFile(join(stack.dir, 'runs', 'cache', 'selection', (await readdir(join(stack.dir, 'runs', 'cache', 'selection')))[0]!, 'sft.jsonl'), 'utf8')).trim().split('\n');
+    expect(sft).toHaveLength(8);
+    expect(JSON.parse(sft[0]!)).toEqual({ prompt: expect.stringMatching(/^Question: .*\nAnswer:\n$/s), completion: expect.any(String) });
+  }, 900_000);
+
+  it('lists the runs, and `dev down` stops exactly what `dev up` started', async () => {
+    const list = await stack.cli(['status', '--config', stack.config]);
+    expect(list.stdout).toMatch(/eval-e2e-\d+-[0-9a-f]{4}\s+evaluatePolicy\s+COMPLETED/);
+    expect(list.stdout).toMatch(/raft-e2e-\d+-[0-9a-f]{4}\s+raftIteration\s+COMPLETED/);
+    const before = await stack.cli(['dev', 'status', '--config', stack.config]);
+    const pids = [...before.stdout.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(4);
+    const down = await stack.cli(['dev', 'down', '--config', stack.config]);
+    expect(down.exitCode).toBe(0);
+    expect(pids.filter(isAlive)).toEqual([]);
+    const after = await stack.cli(['dev', 'status', '--config', stack.config]);
+    expect(after.exitCode).toBe(1);
+  }, 120_000);
+});
