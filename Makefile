@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test demo bench tiny-data tiny-policy clean
+.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm clean
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -42,7 +42,7 @@ test: setup build
 
 demo: setup build
 	node bin/prm-raft.js dev up --config configs/tiny.yaml
-	node bin/prm-raft.js eval --config configs/tiny.yaml
+	node bin/prm-raft.js iterate --config configs/tiny.yaml
 	@echo "The stack is still up (Web UI: http://127.0.0.1:8233). Stop it with: npx prm-raft dev down"
 
 # Sampling + scoring + selection against stub servers, next to the stubs' raw capacity (not a test).
@@ -56,6 +56,10 @@ tiny-data: $(VENV)/.installed
 
 tiny-policy: tiny-data
 	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0
+
+# The tiny PRM, trained on the tiny policy's own samples with exact step labels.
+tiny-prm: $(VENV)/.installed
+	$(PY) -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0
 
 clean:
 	rm -rf dist node_modules .tools $(VENV)
