@@ -55,11 +55,12 @@ tiny-data: $(VENV)/.installed
 	$(PY) -m prm_raft.tinymath --out data/tinymath
 
 tiny-policy: tiny-data
-	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0
+	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0 --steps 600
 
 # The tiny PRM, trained on the tiny policy's own samples with exact step labels.
 tiny-prm: $(VENV)/.installed
-	$(PY) -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0
+	$(PY) -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0 \
+	  --train-problems 1500 --sample-problems 300 --test-problems 100 --steps 300 --threads 1
 
 clean:
 	rm -rf dist node_modules .tools $(VENV)
