@@ -1,6 +1,6 @@
 """tinymath: deterministic synthetic multi-step arithmetic word problems.
 
-Every problem takes 2-4 steps over small non-negative integers (every intermediate result < 1000).
+Every problem takes 2-4 steps over small non-negative integers (every number and intermediate result <= MAX_VALUE = 199).
 The solution has exactly one step per line, each an exactly checkable equation ``a op b = c``
 (op is ``+``, ``-`` or ``*``), followed by a GSM8K-style final line ``#### <answer>``::
 
@@ -32,7 +32,10 @@ TRAIN_SIZE = 16000
 TEST_SIZE = 500
 TRAIN_SEED = 1
 TEST_SEED = 2
-MAX_VALUE = 999  # every number in a problem and every intermediate result stays in [0, MAX_VALUE]
+MAX_VALUE = 99  # every number in a problem and every intermediate result stays in [0, MAX_VALUE]
+MAX_ADD = 15  # operands of "+" changes are in [2, MAX_ADD]
+MAX_SUB = 20  # operands of "-" changes are in [2, MAX_SUB] (and never more than the current value)
+MUL_MAX_VALUE = 15  # a value is multiplied (by 2 or 3) only when it is at most this
 
 # --------------------------------------------------------------------------------------------------
 # Checking one step
@@ -106,7 +109,7 @@ OBJECTS = [
 ]
 CONTAINERS = ["box", "bag", "jar", "basket", "crate", "bin", "tin", "drawer"]
 ITEMS = ["toy", "hat", "book", "ball", "cap", "game", "pen", "kite", "lamp", "mug"]
-CONNECTORS = ["", "", "Then "]
+CONNECTORS = [""]
 
 
 def _cap(s: str) -> str:
@@ -138,7 +141,7 @@ class _Builder:
 def _pick_op(rng: random.Random, value: int, allow_mul: bool = True) -> tuple[str, int]:
     """A random operation (op, operand) that keeps the value in [0, MAX_VALUE]."""
     choices = ["+", "-"]
-    if allow_mul and value * 2 <= MAX_VALUE and 1 <= value <= 120:
+    if allow_mul and 1 <= value <= MUL_MAX_VALUE:
         choices.append("*")
     op = rng.choice(choices)
     if op == "-" and value < 3:
@@ -146,11 +149,10 @@ def _pick_op(rng: random.Random, value: int, allow_mul: bool = True) -> tuple[st
     if op == "+" and value > MAX_VALUE - 2:
         op = "-"
     if op == "+":
-        return op, rng.randint(2, min(40, MAX_VALUE - value))
+        return op, rng.randint(2, min(MAX_ADD, MAX_VALUE - value))
     if op == "-":
-        return op, rng.randint(2, min(value, 60))
-    k_max = min(5, MAX_VALUE // value)
-    return op, rng.randint(2, k_max)
+        return op, rng.randint(2, min(value, MAX_SUB))
+    return op, rng.randint(2, min(3, MAX_VALUE // value))
 
 
 def _person_op_sentence(rng: random.Random, who: tuple[str, str, str, str], friend: str, obj: str, op: str, k: int) -> str:
@@ -200,13 +202,13 @@ def _gen_person(rng: random.Random, n_steps: int) -> dict[str, str]:
     obj = rng.choice(OBJECTS)
     name = who[0]
     if rng.random() < 0.35:
-        groups, size = rng.randint(2, 9), rng.randint(2, 12)
+        groups, size = rng.randint(2, 5), rng.randint(2, 9)
         cont = rng.choice(CONTAINERS)
         b.say(f"{name} has {groups} {cont}s with {size} {obj} in each.")
         value = b.step(groups, "*", size)
         remaining = n_steps - 1
     else:
-        value = rng.randint(3, 60)
+        value = rng.randint(3, 30)
         b.say(f"{name} has {value} {obj}.")
         remaining = n_steps
     for _ in range(remaining):
@@ -228,7 +230,7 @@ def _gen_container(rng: random.Random, n_steps: int) -> dict[str, str]:
     cont = rng.choice(CONTAINERS)
     obj = rng.choice(OBJECTS)
     names = rng.sample([n for n, *_ in NAMES], 2)
-    value = rng.randint(5, 80)
+    value = rng.randint(5, 30)
     b.say(rng.choice([f"A {cont} holds {value} {obj}.", f"There are {value} {obj} in a {cont}."]))
     for i in range(n_steps):
         op, k = _pick_op(rng, value, allow_mul=True)
@@ -252,17 +254,17 @@ def _gen_two_people(rng: random.Random, n_steps: int) -> dict[str, str]:
     (na, *_), who_b = rng.sample(NAMES, 2)
     nb = who_b[0]
     obj = rng.choice(OBJECTS)
-    a_val = rng.randint(3, 60)
+    a_val = rng.randint(3, 30)
     b.say(f"{na} has {a_val} {obj}.")
-    rel = rng.choice(["+", "-", "*"] if a_val <= 150 else ["+", "-"])
+    rel = rng.choice(["+", "-", "*"] if a_val <= MUL_MAX_VALUE else ["+", "-"])
     if rel == "+":
-        k = rng.randint(2, 30)
+        k = rng.randint(2, MAX_ADD)
         b.say(f"{nb} has {k} more {obj} than {na}.")
     elif rel == "-":
         k = rng.randint(2, a_val - 1)
         b.say(f"{nb} has {k} fewer {obj} than {na}.")
     else:
-        k = rng.randint(2, 4)
+        k = rng.randint(2, 3)
         b.say(f"{nb} has {k} times as many {obj} as {na}.")
     value = b.step(a_val, rel, k)
     ask_total = n_steps >= 3 and rng.random() < 0.5
@@ -288,18 +290,19 @@ def _gen_shopping(rng: random.Random, n_steps: int) -> dict[str, str]:
     b = _Builder()
     name, subj, *_ = rng.choice(NAMES)
     obj = rng.choice(OBJECTS)
-    count, price = rng.randint(2, 9), rng.randint(2, 15)
+    count, price = rng.randint(2, 5), rng.randint(2, 9)
     b.say(f"{name} buys {count} {obj} at ${price} each.")
     total = b.step(count, "*", price)
     extras = n_steps - 2
     for _ in range(extras):
         item = rng.choice(ITEMS)
-        cost = rng.randint(1, 30)
+        cost = rng.randint(2, 15)
         b.say(f"{subj} also buys a {item} for ${cost}.")
         total = b.step(total, "+", cost)
-    bill = next(x for x in (20, 50, 100, 200, 500) if x >= total + 1)
-    if rng.random() < 0.3 and bill < 500:
-        bill = next(x for x in (20, 50, 100, 200, 500) if x > bill)
+    bills = (10, 20, 50, 100)
+    bill = next(x for x in bills if x > total)
+    if rng.random() < 0.3 and bill < bills[-1]:
+        bill = next(x for x in bills if x > bill)
     b.say(f"{subj} pays with a ${bill} bill.")
     change = b.step(bill, "-", total)
     return b.record(f"How much change does {name} get?", change)
@@ -316,7 +319,7 @@ GENERATORS: list[Callable[[random.Random, int], dict[str, str]]] = [
 
 def generate_problem(rng: random.Random) -> dict[str, str]:
     """One problem (question, solution, answer) drawn from `rng`."""
-    n_steps = rng.choice([2, 2, 3, 3, 3, 4, 4])
+    n_steps = rng.choice([2, 2, 2, 3, 3, 4])
     gen = rng.choice(GENERATORS)
     rec = gen(rng, n_steps)
     assert 2 <= len(rec["solution"].split("\n")) - 1 <= 4
