@@ -1,6 +1,6 @@
 """tinymath: deterministic synthetic multi-step arithmetic word problems.
 
-Every problem takes 2-4 steps over small non-negative integers (every number and intermediate result <= MAX_VALUE = 199).
+Every problem takes 2-4 steps over small non-negative integers (every intermediate result <= MAX_VALUE = 99; the only larger number is a $100 bill).
 The solution has exactly one step per line, each an exactly checkable equation ``a op b = c``
 (op is ``+``, ``-`` or ``*``), followed by a GSM8K-style final line ``#### <answer>``::
 
@@ -32,7 +32,7 @@ TRAIN_SIZE = 16000
 TEST_SIZE = 500
 TRAIN_SEED = 1
 TEST_SEED = 2
-MAX_VALUE = 99  # every number in a problem and every intermediate result stays in [0, MAX_VALUE]
+MAX_VALUE = 99  # every intermediate result (and every number but a $100 bill) stays in [0, MAX_VALUE]
 MAX_ADD = 15  # operands of "+" changes are in [2, MAX_ADD]
 MAX_SUB = 20  # operands of "-" changes are in [2, MAX_SUB] (and never more than the current value)
 MUL_MAX_VALUE = 15  # a value is multiplied (by 2 or 3) only when it is at most this
