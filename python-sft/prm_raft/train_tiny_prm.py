@@ -6,8 +6,8 @@
 Training solutions that contain wrong steps come from two sources:
 
 - the tiny policy's own samples (``--samples-per-problem`` solutions per problem for the first ``--sample-problems``
-  train problems, temperature 1, through the policy server's engine, i.e. transformers ``generate`` with
-  ``do_sample``), when ``--policy`` is a checkpoint directory; and
+  train problems, temperature 1, transformers ``generate`` with ``do_sample``), when ``--policy`` is a checkpoint
+  directory; and
 - synthetic corruptions of the reference solutions (:func:`corrupt`): a wrong result carried forward or not,
   a wrong operand or operation carried forward, a wrong final answer; plus the reference solutions themselves.
 
@@ -144,14 +144,47 @@ def corrupt(ref: Reference, kind: str, rng: random.Random) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def sample_policy(policy_dir: Path, records: list[dict], n: int, seed: int, batch: int = 256) -> list[list[str]]:
-    """`n` temperature-1 samples per record (each as its list of non-blank lines), via the policy server's engine."""
-    from prm_raft.policy_server import Engine
+def sample_policy(policy_dir: Path, records: list[dict], n: int, seed: int, batch: int = 512) -> list[list[str]]:
+    """`n` samples per record at temperature 1 (transformers ``generate``, ``do_sample``, no top-k/top-p), each
+    the generated text up to EOS, cut at the policy's stop strings. Chunks of `batch` rows, each seeded from
+    (`seed`, chunk index), so the result does not depend on anything but the arguments."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    engine = Engine(policy_dir, max_batch=batch)
-    prompts = [PROMPT_TEMPLATE.format(question=r["question"]) for r in records]
-    outs = engine.complete(prompts, n=n, temperature=1.0, top_p=1.0, max_tokens=SAMPLE_MAX_TOKENS, stop=STOP, seed=seed)
-    return [[c.text for c in comps] for comps in outs]
+    tok = AutoTokenizer.from_pretrained(policy_dir)
+    model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32).eval()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    gen_cfg = GenerationConfig(
+        max_new_tokens=SAMPLE_MAX_TOKENS, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+        num_return_sequences=n, eos_token_id=tok.eos_token_id, pad_token_id=pad, bos_token_id=tok.bos_token_id,
+    )
+    per_chunk = max(1, batch // n)
+    out: list[list[str]] = []
+    for c, start in enumerate(range(0, len(records), per_chunk)):
+        chunk = records[start : start + per_chunk]
+        enc = [tok(PROMPT_TEMPLATE.format(question=r["question"]), add_special_tokens=True)["input_ids"] for r in chunk]
+        width = max(len(e) for e in enc)
+        ids = torch.full((len(enc), width), pad, dtype=torch.long)
+        att = torch.zeros((len(enc), width), dtype=torch.long)
+        for i, e in enumerate(enc):  # left padding
+            ids[i, width - len(e) :] = torch.tensor(e, dtype=torch.long)
+            att[i, width - len(e) :] = 1
+        torch.manual_seed(seed * 1_000_003 + c)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=ids, attention_mask=att, generation_config=gen_cfg)[:, width:]
+        texts = tok.batch_decode(gen, skip_special_tokens=True)
+        for i in range(len(chunk)):
+            out.append([_cut(t) for t in texts[i * n : (i + 1) * n]])
+    return out
+
+
+def _cut(text: str) -> str:
+    """The text before the first stop string."""
+    cut = len(text)
+    for s in STOP:
+        i = text.find(s)
+        if 0 <= i < cut:
+            cut = i
+    return text[:cut]
 
 
 def make_rows(record: dict, solutions: list[list[str]], source: str) -> list[dict]:
@@ -280,7 +313,10 @@ Sources: {sources}.
 {eval_table}
 
 Training: {steps} steps of batch {batch_size} (lr {lr}), {train_seconds}s of training on {threads} CPU threads;
-whole script {total_seconds}s. Parameters: {params:,}; checkpoint {size_kb} KB.
+whole script {total_seconds}s (sampling included; the machine's 1-minute load average was {load_start} at the start and
+{load_end} at the end: other jobs shared its cores). Parameters: {params:,}; checkpoint {size_kb} KB.
+
+{provenance}
 
 ## Regenerate
 
@@ -310,8 +346,16 @@ def _eval_table(ev: dict[str, Any], kind: str) -> str:
     return "\n".join(lines)
 
 
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover
+        return "unknown"
+
+
 def run(args: argparse.Namespace) -> Path:
     t_start = time.monotonic()
+    load_start = _load()
     data = Path(args.data)
     train_records = load_jsonl(data / "train.jsonl")
     test_records = load_jsonl(data / "test.jsonl")
@@ -322,6 +366,16 @@ def run(args: argparse.Namespace) -> Path:
             raise prm_train.BadConfig(f"--policy {policy} is not a checkpoint directory")
         emit("warning", message=f"no policy checkpoint at {policy}: synthetic corruptions only, training from scratch")
         policy = None
+
+    data_sha = prm_train.sha256_file(data / "train.jsonl")
+    provenance = f"Inputs: tinymath `train.jsonl` sha256 `{data_sha}`."
+    if policy is not None:
+        info_path = policy / "training_info.json"
+        pol_sha = json.loads(info_path.read_text()).get("train_data_sha256") if info_path.is_file() else None
+        provenance += f" Policy `{args.policy}` trained on data sha256 `{pol_sha or 'unknown'}`."
+        if pol_sha and pol_sha != data_sha:
+            provenance += " **The policy was trained on another version of the data: regenerate the policy, then this model.**"
+            emit("warning", message=f"the policy was trained on data sha256 {pol_sha}, not this data ({data_sha})")
 
     rng = random.Random(args.seed)
     train_sel = train_records[: args.train_problems]
@@ -345,7 +399,7 @@ def run(args: argparse.Namespace) -> Path:
         write_jsonl(work / "train.jsonl", train_rows)
         cfg = prm_train.validate_config(
             {
-                "base": str(policy) if policy is not None else None,
+                "base": str(policy) if policy is not None and args.init == "policy" else None,
                 "train_file": str(work / "train.jsonl"),
                 "output_dir": str(stage),
                 "kind": args.kind,
@@ -357,7 +411,20 @@ def run(args: argparse.Namespace) -> Path:
                 "threads": args.threads,
                 "log_every": args.log_every,
                 "weight_decay": 0.01,
-                **({"model_config": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 384}} if policy is None else {}),
+                **(
+                    {}
+                    if policy is not None and args.init == "policy"
+                    else {
+                        "model_config": {
+                            "hidden_size": args.hidden,
+                            "intermediate_size": args.intermediate,
+                            "num_hidden_layers": args.layers,
+                            "num_attention_heads": args.heads,
+                            "num_key_value_heads": args.heads,
+                            "max_position_embeddings": 384,
+                        }
+                    }
+                ),
             },
             where="train_tiny_prm",
         )
@@ -405,7 +472,7 @@ def run(args: argparse.Namespace) -> Path:
             what=what,
             arch=arch,
             kind=args.kind,
-            base=f"the tiny policy `{args.policy}`" if policy is not None else "scratch (no policy checkpoint was found)",
+            base=f"the tiny policy `{args.policy}`" if policy is not None and args.init == "policy" else "scratch" + ("" if policy is not None else " (no policy checkpoint was found)"),
             readout=readout,
             label_note=label_note,
             train_stats=json.dumps(label_stats(train_rows)),
@@ -417,6 +484,9 @@ def run(args: argparse.Namespace) -> Path:
             train_seconds=metrics["train_seconds"],
             threads=args.threads,
             total_seconds=total_seconds,
+            provenance=provenance,
+            load_start=load_start,
+            load_end=_load(),
             params=prm_cfg["params"],
             size_kb=size_kb,
             command=" ".join(shlex.quote(c) for c in [".venv/bin/" + cmd[0], *cmd[1:]]),
@@ -456,6 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")
     ap.add_argument("--kind", default="autoregressive", choices=list(prm_train.KINDS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default="policy", choices=["policy", "scratch"], help="fine-tune the policy, or train a fresh model (sizes below)")
+    ap.add_argument("--hidden", type=int, default=64, help="with --init scratch (or no policy)")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--intermediate", type=int, default=192)
     ap.add_argument("--train-problems", type=int, default=4000, help="train problems used for references + corruptions")
     ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy")
     ap.add_argument("--samples-per-problem", type=int, default=4)

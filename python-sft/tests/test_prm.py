@@ -529,3 +529,27 @@ def test_epoch_order_is_a_permutation_grouped_by_length():
     order = prm_train.epoch_order(lengths, 8, torch.Generator().manual_seed(0), True)
     pad = sum(max(lengths[i] for i in order[s : s + 8]) * 8 - sum(lengths[i] for i in order[s : s + 8]) for s in range(0, 1000, 8))
     assert pad < 0.1 * sum(lengths)
+
+
+DATA = PYTHON_SFT.parent / "data" / "tinymath"
+
+
+@pytest.mark.skipif(not (DATA / "test.jsonl").is_file(), reason="no tinymath data")
+def test_every_reference_solution_labels_all_ones_and_every_corruption_has_a_wrong_step():
+    from prm_raft.tinymath import check_step, load_jsonl
+    from prm_raft.tinymath_labels import split_steps
+    from prm_raft.train_tiny_prm import CORRUPTIONS, corrupt
+
+    rng = random.Random(0)
+    for rec in load_jsonl(DATA / "test.jsonl"):
+        steps = split_steps(rec["solution"])
+        assert labels_for_record(steps, rec) == [1] * len(steps), rec
+        ref = Reference.from_solution(rec["solution"], rec["answer"])
+        for kind in CORRUPTIONS:
+            bad = corrupt(ref, kind, rng)
+            labels = step_labels(bad, ref)
+            assert 0 in labels and labels == sorted(labels, reverse=True), (kind, bad, labels)  # 1s, then 0s
+            if kind != "wrong_result_nocarry":
+                first = labels.index(0)
+                later = [s for s in bad[first + 1 :] if not s.startswith("####")]
+                assert all(check_step(s) for s in later), (kind, bad)  # errors are carried with right arithmetic
