@@ -553,3 +553,15 @@ def test_every_reference_solution_labels_all_ones_and_every_corruption_has_a_wro
                 first = labels.index(0)
                 later = [s for s in bad[first + 1 :] if not s.startswith("####")]
                 assert all(check_step(s) for s in later), (kind, bad)  # errors are carried with right arithmetic
+
+
+def test_chunked_request_body(orm_server):
+    import http.client
+
+    srv, url, _ = orm_server
+    body = json.dumps({"model": "tiny-orm", "items": [{"id": "a", "question": "q", "steps": ["good"]}]}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
+    conn.request("POST", "/v1/score", body=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"}, encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["scores"][0]["id"] == "a"
+    conn.close()
