@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Threads that sleep while they wait instead of spinning: with busy-waiting OpenMP threads, a 2-thread job on a
+# 2-core machine that other processes also use runs 10x slower; passive waiting costs little when it is idle.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -39,7 +42,7 @@ from prm_raft.tinymath import check_step, final_answer, load_jsonl  # noqa: E402
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
 STOP = ["\n\n", "Question:"]
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
-DEFAULT_STEPS = 600
+DEFAULT_STEPS = 2500
 EVAL_MAX_TOKENS = 96
 
 
@@ -380,17 +383,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimizer steps (default {DEFAULT_STEPS}: stops early on purpose)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=96)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--intermediate", type=int, default=384)
+    ap.add_argument("--intermediate", type=int, default=256)
     ap.add_argument("--ctx", type=int, default=384)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True, help="measure greedy test accuracy (default on)")
     ap.add_argument("--eval-limit", type=int, default=0, help="evaluate only the first N test records (0 = all)")
     ap.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps during training (0 = only at the end)")

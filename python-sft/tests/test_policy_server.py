@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "tinymath-policy"
-NAME = "tinymath-policy"
+MODEL = Path(os.environ.get("PRM_RAFT_TEST_POLICY") or Path(__file__).resolve().parents[2] / "models" / "tinymath-policy")
+NAME = MODEL.name  # the server's default served name is the directory's basename
 PROMPT = "Question: Ann has 12 apples. She buys 7 more. She gives 5 to Bob. How many apples does Ann have now?\nAnswer:\n"
 PROMPT2 = "Question: Tom buys 3 pens at $4 each. He pays with a $20 bill. How much change does Tom get?\nAnswer:\n"
 STOP = ["\n\n", "Question:"]

@@ -1,26 +1,37 @@
-"""A few training steps of a very small model into a tmp dir (subprocesses: the job sets global torch state)."""
+"""A few training steps of a very small model into a tmp dir.
+
+In-process (a subprocess would spend most of its time importing torch and transformers); the fixture restores
+the global torch state the job sets (threads, deterministic algorithms).
+"""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from prm_raft import tinymath
+import pytest
+import torch
+
+from prm_raft import tinymath, train_tiny_policy
 
 SMALL = ["--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "64", "--batch-size", "4", "--warmup", "2", "--log-every", "2"]
 
 
-def run_job(*args: str) -> tuple[int, list[dict], str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    p = subprocess.run(
-        [sys.executable, "-m", "prm_raft.train_tiny_policy", *args], capture_output=True, text=True, env=env, timeout=240
-    )
-    events = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
-    return p.returncode, events, p.stderr
+@pytest.fixture
+def run_job(capsys):
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+
+    def run(*args: str) -> tuple[int, list[dict], str]:
+        capsys.readouterr()
+        code = train_tiny_policy.main(list(args))
+        out = capsys.readouterr()
+        events = [json.loads(line) for line in out.out.splitlines() if line.strip()]
+        return code, events, out.err
+
+    yield run
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
 
 
-def test_train_a_few_steps(tmp_path):
+def test_train_a_few_steps(tmp_path, run_job):
     data = tmp_path / "data"
     assert tinymath.main(["--out", str(data), "--train-size", "64", "--test-size", "4"]) == 0
     out = tmp_path / "ckpt"
@@ -35,8 +46,6 @@ def test_train_a_few_steps(tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left behind
 
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
     tok = AutoTokenizer.from_pretrained(out)
@@ -63,9 +72,10 @@ def test_train_a_few_steps(tmp_path):
     code, _, err = run_job("--data", str(data), "--out", str(out2), "--seed", "1", "--steps", "2", "--no-eval", *SMALL)
     assert code == 0, err
     assert (out / "model.safetensors").read_bytes() != (out2 / "model.safetensors").read_bytes()
+    assert json.loads((out2 / "training_info.json").read_text())["hparams"]["seed"] == 1
 
 
-def test_bad_data_exits_2(tmp_path):
+def test_bad_data_exits_2(tmp_path, run_job):
     code, events, _ = run_job("--data", str(tmp_path / "missing"), "--out", str(tmp_path / "ckpt"), "--steps", "1")
     assert code == 2
     assert events[-1]["event"] == "error" and "missing" in events[-1]["message"]
