@@ -265,8 +265,11 @@ def evaluate(model_dir: Path, rows: list[dict], kind: str, batch: int = 64) -> d
             continue
         res: dict[str, Any] = {}
         if kind != "orm":
-            res["step"] = prm_train.score_metrics(
-                [s for i in idx for s in scores[i]], [y for i in idx for y in rows[i]["labels"]]
+            labels = [y for i in idx for y in rows[i]["labels"]]
+            res["step"] = prm_train.score_metrics([s for i in idx for s in scores[i]], labels)
+            # what the step position alone achieves (earlier steps are more often right): the PRM must beat this
+            res["step"]["auc_position_only"] = _round(
+                prm_train.auc([-float(k) for i in idx for k in range(len(rows[i]["labels"]))], [int(y >= 0.5) for y in labels])
             )
         sol_scores = [min(scores[i]) for i in idx]  # the response score used for ranking (min over steps)
         outcomes = [int(rows[i]["outcome"]) for i in idx]
@@ -332,11 +335,13 @@ Deterministic for a given seed on a given machine (seeded sampling, shuffling an
 def _eval_table(ev: dict[str, Any], kind: str) -> str:
     lines = []
     if kind != "orm":
-        lines.append("| solutions from | tags | positive rate | step accuracy | step AUC | Brier |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("| solutions from | tags | positive rate | step accuracy | step AUC | Brier | AUC of the step position alone |")
+        lines.append("|---|---|---|---|---|---|---|")
         for name, res in ev.items():
             s = res["step"]
-            lines.append(f"| {name} | {s['tags']} | {s['positive_rate']} | {s['accuracy']} | {s['auc']} | {s['brier']} |")
+            lines.append(
+                f"| {name} | {s['tags']} | {s['positive_rate']} | {s['accuracy']} | {s['auc']} | {s['brier']} | {s.get('auc_position_only')} |"
+            )
         lines.append("")
     lines.append("| solutions from | solutions | correct rate | AUC of min step score vs final correctness | accuracy (min score >= 0.5) |")
     lines.append("|---|---|---|---|---|")
