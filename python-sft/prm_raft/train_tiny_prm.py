@@ -283,6 +283,30 @@ def evaluate(model_dir: Path, rows: list[dict], kind: str, batch: int = 64) -> d
     return out
 
 
+def paired_probe(model_dir: Path, records: list[dict], kind: str, seed: int) -> dict[str, Any]:
+    """Does the model check the arithmetic? For each record, its reference solution against the same solution with
+    ONE wrong result: a PRM is compared at the wrong step (the error not carried, so nothing else differs before
+    it), an ORM on the whole response (the error carried to a wrong final answer). Position and length are equal
+    within a pair, so only the error itself can make the difference."""
+    from prm_raft.prm_server import PrmScorer
+
+    scorer = PrmScorer(model_dir)
+    rng = random.Random(seed)
+    diffs = []
+    for r in records:
+        ref = Reference.from_solution(r["solution"], r["answer"])
+        good = split_steps(r["solution"])
+        bad = corrupt(ref, "wrong_result_carry" if kind == "orm" else "wrong_result_nocarry", rng)
+        g, b = scorer.score([(r["question"], good), (r["question"], bad)])
+        j = 0 if kind == "orm" else next(i for i, (x, y) in enumerate(zip(good, bad)) if x != y)
+        diffs.append(g[j] - b[j])
+    return {
+        "pairs": len(diffs),
+        "wrong_scored_lower": round(sum(d > 0 for d in diffs) / len(diffs), 4),
+        "mean_score_gap": round(sum(diffs) / len(diffs), 4),
+    }
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
@@ -356,6 +380,15 @@ def _load() -> str:
         return f"{os.getloadavg()[0]:.1f}"
     except OSError:  # pragma: no cover
         return "unknown"
+
+
+def _probe_text(probe: dict[str, Any], kind: str) -> str:
+    where = "on the whole response (the error carried to a wrong answer)" if kind == "orm" else "at the wrong step (the error not carried)"
+    return (
+        f"Paired probe ({probe['pairs']} test problems): the reference solution against the same solution with one wrong result, "
+        f"compared {where}: the wrong one scores lower in **{probe['wrong_scored_lower']:.0%}** of pairs (50% = no check), "
+        f"mean score gap {probe['mean_score_gap']}."
+    )
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -436,7 +469,8 @@ def run(args: argparse.Namespace) -> Path:
         _, metrics = prm_train.train(cfg)
         t0 = time.monotonic()
         ev = evaluate(stage, test_rows, args.kind)
-        emit("eval", seconds=round(time.monotonic() - t0, 1), **ev)
+        probe = paired_probe(stage, test_sel, args.kind, args.seed + 2)
+        emit("eval", seconds=round(time.monotonic() - t0, 1), paired=probe, **ev)
         if args.keep_data:
             keep = Path(args.keep_data)
             keep.mkdir(parents=True, exist_ok=True)
@@ -482,7 +516,7 @@ def run(args: argparse.Namespace) -> Path:
             label_note=label_note,
             train_stats=json.dumps(label_stats(train_rows)),
             sources=sources + "; " + test_sources + " " + json.dumps(label_stats(test_rows)),
-            eval_table=_eval_table(ev, args.kind),
+            eval_table=_eval_table(ev, args.kind) + "\n\n" + _probe_text(probe, args.kind),
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -499,7 +533,7 @@ def run(args: argparse.Namespace) -> Path:
         (stage / "README.md").write_text(readme, encoding="utf-8")
         (stage / "tiny_prm_eval.json").write_text(
             json.dumps(
-                {"eval": ev, "train_data": label_stats(train_rows), "test_data": label_stats(test_rows), "training": metrics, "total_seconds": total_seconds, "args": vars(args)},
+                {"eval": ev, "paired_probe": probe, "train_data": label_stats(train_rows), "test_data": label_stats(test_rows), "training": metrics, "total_seconds": total_seconds, "args": vars(args)},
                 indent=2,
             )
             + "\n",
