@@ -438,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         summary = ""
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         try:
-            body_bytes = self._read_body() if method == "POST" else b""
+            body_bytes = self._read_body()  # always, so a keep-alive connection stays in sync
             routes = {("GET", "/health"), ("GET", "/v1/models"), ("POST", "/v1/completions")}
             if (method, path) not in routes:
                 if any(p == path for _, p in routes):
