@@ -55,7 +55,7 @@ tiny-data: $(VENV)/.installed
 	$(PY) -m prm_raft.tinymath --out data/tinymath
 
 tiny-policy: tiny-data
-	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0 --steps 600
+	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0 --steps 2500
 
 # The tiny PRM, trained on the tiny policy's own samples with exact step labels.
 tiny-prm: $(VENV)/.installed
