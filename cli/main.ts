@@ -7,6 +7,7 @@ import { evalCommand } from './eval.js';
 import { statusCommand } from './status.js';
 import { gradeCommand } from './grade.js';
 import { dataCommand } from './data.js';
+import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
 import { resumeCommand } from './resume.js';
 
@@ -25,6 +26,7 @@ usage:
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
                                              grade model outputs with math-verify (accuracy on stderr)
+  prm-raft labels --k K --m M --eta ETA      a step's hard, soft and ER(η) labels from k of m completions, as JSON
   prm-raft data prepare [--out DIR] [--raw DIR]
                                              fetch the public datasets and write normalized files
 `;
@@ -38,6 +40,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   resume: resumeCommand,
   status: statusCommand,
   grade: gradeCommand,
+  labels: labelsCommand,
   data: dataCommand,
 };
 
