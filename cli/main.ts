@@ -6,6 +6,7 @@ import { workerCommand } from './worker.js';
 import { evalCommand } from './eval.js';
 import { statusCommand } from './status.js';
 import { gradeCommand } from './grade.js';
+import { bonCommand } from './bon.js';
 import { dataCommand } from './data.js';
 import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
@@ -27,6 +28,9 @@ usage:
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
                                              grade model outputs with math-verify (accuracy on stderr)
   prm-raft labels --k K --m M --eta ETA      a step's hard, soft and ER(η) labels from k of m completions, as JSON
+  prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S]
+               [--aggregate min|last|mean|prod] [--json]
+                                             best-of-N, majority, weighted vote and pass@N from reward scores
   prm-raft data prepare [--out DIR] [--raw DIR]
                                              fetch the public datasets and write normalized files
 `;
@@ -40,6 +44,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   resume: resumeCommand,
   status: statusCommand,
   grade: gradeCommand,
+  bon: bonCommand,
   labels: labelsCommand,
   data: dataCommand,
 };

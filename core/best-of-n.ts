@@ -1,6 +1,7 @@
 // Best-of-N statistics of reward models over sampled responses: the paper's Tables 2–10 and figures.
 import { z } from 'zod';
-import { Aggregation } from './aggregate.js';
+import { aggregateStepScores, Aggregation } from './aggregate.js';
+import { BadInputError } from './errors.js';
 
 /** One sampled response with its reward scores: a line of `prm-raft bon --scores FILE.jsonl`. */
 export const ScoredResponse = z.strictObject({
@@ -50,3 +51,187 @@ export const BonReport = z.strictObject({
   rewardModels: z.array(z.strictObject({ name: z.string(), kind: z.enum(['prm', 'orm']), tables: z.array(BonTable) })),
 });
 export type BonReport = z.infer<typeof BonReport>;
+
+/** How to draw: the N values, how many random N-subsets per N, the seed, and how step scores become one. */
+export const BonOptions = z.strictObject({
+  /** Absent: powers of two up to the largest per-problem response count (see `defaultNs`). */
+  ns: z
+    .array(z.int({ error: 'expected positive integers' }).positive({ error: 'expected positive integers' }))
+    .min(1, { error: 'expected at least one N' })
+    .refine((ns) => ns.every((n, i) => i === 0 || n > (ns[i - 1] as number)), { error: 'expected ascending values without repeats' })
+    .optional(),
+  // Ten draws cost nothing even at 500 problems × 64 responses and put the mean's standard error at about spread/3.
+  draws: z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }).default(10),
+  seed: z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' }).default(0),
+  aggregate: Aggregation.default('min'),
+});
+export type BonOptions = z.input<typeof BonOptions>;
+
+/** 1, 2, 4, … up to `maxCount`, and `maxCount` itself when it is not a power of two: the full pool is the last row. */
+export function defaultNs(maxCount: number): number[] {
+  const ns: number[] = [];
+  for (let n = 1; n <= maxCount; n *= 2) ns.push(n);
+  if (maxCount >= 1 && ns[ns.length - 1] !== maxCount) ns.push(maxCount);
+  return ns;
+}
+
+/** A response reduced to what the statistics need; `score` is NaN when it has no steps. */
+interface Scored {
+  score: number;
+  answer: string | null;
+  correct: boolean;
+}
+
+/** Per method: [best-of-N, majority vote, weighted vote, pass@N]. */
+type Outcome<T> = [T, T, T, T];
+const METHODS = [0, 1, 2, 3] as const;
+type Method = (typeof METHODS)[number];
+
+/**
+ * Best-of-N curve of one reward model. Conventions, chosen so a re-run gives the same table:
+ * - best-of-N picks the highest aggregated score; a NaN score (no steps) ranks below every number;
+ *   ties (NaNs included) go to the response earliest in input order.
+ * - Votes group non-null answers; an answer counts as correct if any response in the subset giving it is
+ *   correct (graders may disagree on the same extracted string). Ties between answers go to the answer that
+ *   appears first in input order. A subset with no answer at all is wrong.
+ * - The weighted vote sums aggregated scores per answer, a NaN counting 0 (meant for scores ≥ 0, like the
+ *   PRM's probabilities: with negative scores more votes would weigh less).
+ * - Each N draws from its own stream derived from (seed, N), so adding an N leaves the other rows unchanged.
+ */
+export function bestOfNTable(responses: readonly ScoredResponse[], opts: BonOptions = {}): BonTable {
+  const parsed = BonOptions.safeParse(opts);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BadInputError(`best-of-N options: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}`);
+  }
+  const { draws, seed, aggregate } = parsed.data;
+  if (responses.length === 0) throw new BadInputError('best-of-N: no responses');
+
+  const byProblem = new Map<string, Scored[]>();
+  for (const r of responses) {
+    const group = byProblem.get(r.problem_id) ?? [];
+    if (group.length === 0) byProblem.set(r.problem_id, group);
+    group.push({ score: aggregateStepScores(r.step_scores, aggregate), answer: r.answer, correct: r.correct });
+  }
+  const problems = [...byProblem.values()];
+  const maxCount = problems.reduce((m, p) => Math.max(m, p.length), 0);
+  const ns = parsed.data.ns ?? defaultNs(maxCount);
+
+  const results = ns.map((n): BonRow => {
+    const problemsShort = problems.filter((p) => p.length < n).length;
+    // With every problem using all its responses, every draw is the same.
+    const drawCount = problems.every((p) => p.length <= n) ? 1 : draws;
+    const rand = mulberry32(streamSeed(seed, n));
+    // Integer counts per draw: identical draws then give a spread of exactly 0.
+    const counts: Outcome<number>[] = [];
+    for (let d = 0; d < drawCount; d++) {
+      const c: Outcome<number> = [0, 0, 0, 0];
+      for (const p of problems) {
+        const ok = judge(p.length <= n ? p : sample(p, n, rand));
+        for (const i of METHODS) if (ok[i]) c[i] += 1;
+      }
+      counts.push(c);
+    }
+    const meanCount = (i: Method) => counts.reduce((s, c) => s + c[i], 0) / counts.length;
+    const mean = (i: Method) => meanCount(i) / problems.length;
+    const m0 = meanCount(0);
+    const spread = Math.sqrt(counts.reduce((s, c) => s + (c[0] - m0) ** 2, 0) / counts.length) / problems.length;
+    return { n, best_of_n: mean(0), majority: mean(1), weighted: mean(2), pass_at_n: mean(3), spread, problems_short: problemsShort };
+  });
+
+  const notes = results
+    .filter((r) => r.problems_short > 0)
+    .map((r) => `${r.problems_short} of ${problems.length} problems have fewer than ${r.n} responses; they use all they have`);
+  const noSteps = responses.filter((r) => r.step_scores.length === 0).length;
+  if (noSteps > 0) {
+    notes.push(`${noSteps} of ${responses.length} responses have no step scores: they rank below every scored response and add 0 to the weighted vote`);
+  }
+  const noAnswer = responses.filter((r) => r.answer === null).length;
+  if (noAnswer > 0) notes.push(`${noAnswer} of ${responses.length} responses have no extracted answer: they do not vote`);
+
+  return { aggregate, draws, seed, problems: problems.length, results, reward_hacking: rewardHackingFlag(results), notes };
+}
+
+/**
+ * Set when best-of-N at the largest N is below its peak by more than the noise: max(spread at the peak,
+ * spread at the largest N, 0.005). The spread is one draw's standard deviation, larger than the mean's, so
+ * the flag errs towards silence; the floor ignores dips under half a point where the spread is 0 (the full
+ * pool, or one draw). The peak is the smallest N reaching the maximum.
+ */
+export function rewardHackingFlag(rows: readonly BonRow[]): BonTable['reward_hacking'] {
+  const sorted = [...rows].sort((a, b) => a.n - b.n);
+  const last = sorted[sorted.length - 1];
+  if (last === undefined) return null;
+  const peak = sorted.reduce((p, r) => (r.best_of_n > p.best_of_n ? r : p));
+  const noise = Math.max(peak.spread, last.spread, 0.005);
+  if (peak.n === last.n || peak.best_of_n - last.best_of_n <= noise) return null;
+  return { peak_n: peak.n, peak: peak.best_of_n, last_n: last.n, last: last.best_of_n };
+}
+
+/** The table as Markdown, with its notes and the reward-hacking flag, for people to read. */
+export function bonTableMarkdown(table: BonTable): string {
+  const f = (x: number) => x.toFixed(3);
+  const lines = [
+    `Best-of-N over ${table.problems} problems, ${table.aggregate} aggregation, mean of ${table.draws} draws (seed ${table.seed})`,
+    '',
+    '| N | best-of-N ± spread | majority | weighted | pass@N |',
+    '|---:|---:|---:|---:|---:|',
+    ...table.results.map((r) => `| ${r.n} | ${f(r.best_of_n)} ± ${f(r.spread)} | ${f(r.majority)} | ${f(r.weighted)} | ${f(r.pass_at_n)} |`),
+  ];
+  const h = table.reward_hacking;
+  if (h) lines.push('', `Reward hacking: best-of-N falls from ${f(h.peak)} at N = ${h.peak_n} to ${f(h.last)} at N = ${h.last_n}.`);
+  if (table.notes.length > 0) lines.push('', ...table.notes.map((n) => `- ${n}`));
+  return `${lines.join('\n')}\n`;
+}
+
+/** Whether the subset's pick is right, per method. */
+function judge(subset: readonly Scored[]): Outcome<boolean> {
+  let best = subset[0] as Scored;
+  const votes = new Map<string, { count: number; weight: number; correct: boolean }>();
+  for (const r of subset) {
+    if (!Number.isNaN(r.score) && (Number.isNaN(best.score) || r.score > best.score)) best = r;
+    if (r.answer === null) continue;
+    const v = votes.get(r.answer) ?? { count: 0, weight: 0, correct: false };
+    votes.set(r.answer, { count: v.count + 1, weight: v.weight + (Number.isNaN(r.score) ? 0 : r.score), correct: v.correct || r.correct });
+  }
+  // Strict comparisons keep the first answer in input order (Map order) on ties.
+  let majority: { count: number; correct: boolean } | null = null;
+  let weighted: { weight: number; correct: boolean } | null = null;
+  for (const v of votes.values()) {
+    if (majority === null || v.count > majority.count) majority = v;
+    if (weighted === null || v.weight > weighted.weight) weighted = v;
+  }
+  return [best.correct, majority?.correct ?? false, weighted?.correct ?? false, subset.some((r) => r.correct)];
+}
+
+/** A uniform random n-subset (partial Fisher–Yates), kept in input order so ties break the same way. */
+function sample<T>(items: readonly T[], n: number, rand: () => number): T[] {
+  const idx = items.map((_, i) => i);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rand() * (idx.length - i));
+    [idx[i], idx[j]] = [idx[j] as number, idx[i] as number];
+  }
+  return idx
+    .slice(0, n)
+    .sort((a, b) => a - b)
+    .map((i) => items[i] as T);
+}
+
+/** A 32-bit seed per (seed, N), mixing the seed's high bits too. */
+function streamSeed(seed: number, n: number): number {
+  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ Math.floor(seed / 2 ** 32), 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16) ^ n, 0x27d4eb2d);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/** mulberry32: small, fast, and the same sequence on every platform for a seed. */
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
