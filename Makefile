@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm clean
+.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm clean chromium
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -35,7 +35,11 @@ setup: $(VENV)/.installed node_modules/.installed
 build: node_modules/.installed
 	npx tsc -p tsconfig.build.json
 
-test: setup build
+# The report test opens the HTML reports in Debian's headless chromium; install it only when it is missing.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: setup build chromium
 	npx tsc --noEmit -p .
 	npx vitest run
 	cd python-sft && .venv/bin/python -m pytest -q

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import type { BonReport } from '../../core/best-of-n.js';
+import type { ComparisonTable } from '../../core/comparison.js';
+import { bestOfNMarkdown, comparisonCsv, comparisonMarkdown } from '../../report/markdown.js';
+import { percent, signedPoints } from '../../report/tables.js';
+import { comparison } from './fixtures.js';
+
+describe('number formatting', () => {
+  it('prints percent with one decimal and signed changes, never "-0.0"', () => {
+    expect(percent(0.779)).toBe('77.9');
+    expect(percent(1)).toBe('100.0');
+    expect(percent(null)).toBe('—');
+    expect(signedPoints(0.016)).toBe('+1.6');
+    expect(signedPoints(-0.003)).toBe('-0.3');
+    expect(signedPoints(-0.0001)).toBe('0.0');
+    expect(signedPoints(0.0004)).toBe('0.0');
+    expect(signedPoints(null)).toBe('—');
+  });
+});
+
+describe('comparison table', () => {
+  it('renders Table 1 as Markdown: percent, signed change, diagnostics, and the error of a failed row', () => {
+    expect(comparisonMarkdown(comparison)).toBe(
+      `## tinymath
+
+Accuracy in percent; Δ in percentage points against the baseline.
+
+| Policy | gsm8k (%) | Δ gsm8k | math (%) | Δ math | Selection precision (%) | Mean selected score | Error |
+|---|---:|---:|---:|---:|---:|---:|---|
+| baseline | 77.9 | — | 31.2 | — | — | — |  |
+| ER-PRM | 79.5 | +1.6 | 31.8 | +0.6 | 82.4 | 0.912 |  |
+| hard &lt;b>&&lt;/b> soft | 78.1 | +0.2 | 30.9 | -0.3 | 80.0 | 0.871 |  |
+| ORM | — | — | — | — | — | — | SFT failed: out of memory \\| step 12 |
+`,
+    );
+  });
+
+  it('has no error column when every row finished', () => {
+    const table: ComparisonTable = { ...comparison, rows: comparison.rows.slice(0, 2) };
+    expect(comparisonMarkdown(table).split('\n').slice(4, 6)).toEqual([
+      '| Policy | gsm8k (%) | Δ gsm8k | math (%) | Δ math | Selection precision (%) | Mean selected score |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    ]);
+  });
+
+  it('writes CSV with fractions at full precision and empty fields for missing numbers', () => {
+    expect(comparisonCsv(comparison)).toBe(
+      `policy,kind,gsm8k_accuracy,gsm8k_delta,math_accuracy,math_delta,selection_precision,mean_selected_score,error
+baseline,baseline,0.779,,0.312,,,,
+ER-PRM,prm,0.795,0.016,0.318,0.006,0.824,0.9123,
+hard <b>&</b> soft,prm,0.781,0.002,0.309,-0.003,0.8,0.8712,
+ORM,orm,,,,,,,SFT failed: out of memory | step 12
+`,
+    );
+  });
+
+  it('quotes CSV fields that hold a comma, a quote or a line break', () => {
+    const row = comparison.rows[3]!;
+    const table: ComparisonTable = { name: 't', datasets: ['gsm8k'], rows: [{ ...row, name: 'ORM, "v2"', error: 'line one\nline two' }] };
+    expect(comparisonCsv(table)).toBe(`policy,kind,gsm8k_accuracy,gsm8k_delta,selection_precision,mean_selected_score,error
+"ORM, ""v2""",orm,,,,,"line one
+line two"
+`);
+  });
+});
+
+describe('best-of-N tables', () => {
+  it('renders each reward model with best-of-N ± spread, the votes, pass@N and the reward-hacking line', () => {
+    const report: BonReport = {
+      name: 'tiny',
+      problems: 10,
+      samplesPerProblem: 4,
+      rewardModels: [
+        {
+          name: 'ORM',
+          kind: 'orm',
+          tables: [
+            {
+              aggregate: 'last',
+              draws: 3,
+              seed: 7,
+              problems: 10,
+              results: [
+                { n: 1, best_of_n: 0.5, majority: 0.5, weighted: 0.5, pass_at_n: 0.5, spread: 0.05, problems_short: 0 },
+                { n: 4, best_of_n: 0.4, majority: 0.6, weighted: 0.55, pass_at_n: 0.8, spread: 0, problems_short: 0 },
+              ],
+              reward_hacking: { peak_n: 1, peak: 0.5, last_n: 4, last: 0.4 },
+              notes: ['A note | with a pipe.'],
+            },
+          ],
+        },
+      ],
+    };
+    expect(bestOfNMarkdown(report)).toBe(
+      `## tiny
+
+10 problems, 4 responses sampled per problem. Accuracy in percent; best-of-N is the mean over random N-subsets ± their standard deviation.
+
+### ORM (ORM, last of step scores, 3 draws, seed 7)
+
+| N | Best-of-N (%) | Majority (%) | Weighted (%) | Pass@N (%) |
+|---:|---:|---:|---:|---:|
+| 1 | 50.0 ± 5.0 | 50.0 | 50.0 | 50.0 |
+| 4 | 40.0 ± 0.0 | 60.0 | 55.0 | 80.0 |
+
+- Reward hacking: yes. Best-of-N peaks at 50.0% (N = 1) and falls to 40.0% at N = 4.
+- A note \\| with a pipe.
+`,
+    );
+  });
+});
