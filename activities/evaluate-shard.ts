@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { EvaluatePolicyInput, ShardHeartbeat, ShardPlan } from '../core/evaluation.js';
 import { tallyResults } from '../core/evaluation.js';
 import { cacheDir } from '../core/layout.js';
+import { renderPrompt } from '../core/prompts.js';
 import { EvalResultRecord, EvalShardResult, type DatasetManifest } from '../core/manifests.js';
 import { ProblemRecord } from '../core/records.js';
 import { contentKey, exists, readJson, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
@@ -32,7 +33,7 @@ export async function evaluateShard(input: EvaluateShardInput): Promise<EvalShar
     const ctx = Context.current();
     const sampled = await sampleAndGrade({
       problems: await readProblemRange(dataset.uri, shard.start, shard.end, (t) => ProblemRecord.parse(JSON.parse(t))),
-      prompt: input.prompt,
+      promptOf: (p) => renderPrompt(input.prompt, p.question),
       // Greedy means temperature 0 said out loud: servers default to 1.
       params: { n: 1, temperature: 0, topP: 1, maxTokens: input.evaluation.maxTokens, stop: input.prompt.stop, seed: input.evaluation.seed },
       policy: input.policy,

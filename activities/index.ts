@@ -2,6 +2,7 @@
 import { checkPolicy } from './check-policy.js';
 import { checkPrm } from './check-prm.js';
 import { evaluateShard } from './evaluate-shard.js';
+import { labelShard, writeLabelPlan } from './label-shard.js';
 import { prepareDataset } from './prepare-dataset.js';
 import { runSft } from './run-sft.js';
 import { sampleShard } from './sample-shard.js';
@@ -27,6 +28,8 @@ export function createActivities(deps: ActivityDeps) {
     scoreShard,
     selectResponses,
     runSft,
+    writeLabelPlan,
+    labelShard,
     ...createServingActivities(deps.workerQueue),
   };
 }

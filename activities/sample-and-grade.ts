@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { gradeFile } from '../clients/grader.js';
 import { PolicyClient, type PolicyEndpoint, type SamplingParams } from '../clients/policy.js';
 import { BadInputError } from '../core/errors.js';
-import { renderPrompt, type PromptTemplate } from '../core/prompts.js';
 import type { ProblemRecord } from '../core/records.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { readJsonlLines, toJsonl, writeJsonlAtomic } from '../store/files.js';
@@ -19,8 +18,11 @@ export interface GradedResponse {
   correct: boolean;
 }
 
-export interface SampledProblem {
-  problem: ProblemRecord;
+/** What can be asked and graded: a problem, or a step prefix of a solution to one. */
+export type Gradable = Pick<ProblemRecord, 'id' | 'answer' | 'answerKind'>;
+
+export interface SampledProblem<P extends Gradable = ProblemRecord> {
+  problem: P;
   responses: GradedResponse[];
   /** Why the server refused this problem (e.g. a prompt longer than the context); it has no responses then. */
   error?: string;
@@ -32,9 +34,12 @@ interface Asked {
   error?: string;
 }
 
-export interface SampleAndGradeJob {
-  problems: ProblemRecord[];
-  prompt: PromptTemplate;
+export interface SampleAndGradeJob<P extends Gradable> {
+  problems: P[];
+  /** The text sent for a problem. */
+  promptOf: (problem: P) => string;
+  /** Text the response continues (a solution prefix): graded together with the response. */
+  gradePrefixOf?: (problem: P) => string;
   params: SamplingParams;
   policy: PolicyEndpoint & { maxConcurrency: number; promptsPerRequest: number };
   /** Scratch folder of this shard: the partial answers live here until the caller writes its output. */
@@ -45,22 +50,22 @@ export interface SampleAndGradeJob {
   onProgress: (done: number, total: number) => void;
 }
 
-export async function sampleAndGrade(job: SampleAndGradeJob): Promise<SampledProblem[]> {
+export async function sampleAndGrade<P extends Gradable>(job: SampleAndGradeJob<P>): Promise<SampledProblem<P>[]> {
   const partialPath = join(job.dir, 'samples.partial.jsonl');
   const done = await recoverPartial(partialPath, (x): x is Asked => Array.isArray((x as Asked | null)?.responses) && typeof (x as Asked).id === 'string');
   const todo = job.problems.filter((p) => !done.has(p.id));
   job.onProgress(done.size, job.problems.length);
 
   const policy = new PolicyClient(job.policy);
-  const ask = async (group: ProblemRecord[]): Promise<Asked[]> => {
+  const ask = async (group: P[]): Promise<Asked[]> => {
     try {
-      const samples = await policy.complete(group.map((p) => renderPrompt(job.prompt, p.question)), job.params);
+      const samples = await policy.complete(group.map(job.promptOf), job.params);
       return group.map((p, i) => ({ id: p.id, responses: (samples[i] ?? []).map((s) => ({ text: s.text, finishReason: s.finishReason })) }));
     } catch (err) {
       if (!(err instanceof BadInputError)) throw err;
       // One bad prompt must not sink its neighbours: ask alone, and record a refusal instead of dropping it.
       if (group.length > 1) return (await Promise.all(group.map((p) => ask([p])))).flat();
-      return [{ id: (group[0] as ProblemRecord).id, responses: [], error: err.message }];
+      return [{ id: (group[0] as P).id, responses: [], error: err.message }];
     }
   };
   await runSlidingWindow(chunk(todo, job.policy.promptsPerRequest), job.policy.maxConcurrency, async (group) => {
@@ -82,7 +87,7 @@ export async function sampleAndGrade(job: SampleAndGradeJob): Promise<SampledPro
   await writeJsonlAtomic(
     gradeIn,
     job.problems.flatMap((p) =>
-      (done.get(p.id)?.responses ?? []).map((r, j) => ({ id: `${p.id}/${j}`, kind: p.answerKind, prediction: r.text, reference: p.answer })),
+      (done.get(p.id)?.responses ?? []).map((r, j) => ({ id: `${p.id}/${j}`, kind: p.answerKind, prediction: (job.gradePrefixOf?.(p) ?? '') + r.text, reference: p.answer })),
     ),
   );
   await gradeFile({ python: job.python, inPath: gradeIn, outPath: gradeOut, workers: job.graderWorkers, signal: job.signal });

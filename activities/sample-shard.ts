@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import { join } from 'node:path';
 import type { ShardHeartbeat, ShardPlan } from '../core/evaluation.js';
 import { cacheDir } from '../core/layout.js';
+import { renderPrompt } from '../core/prompts.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import { ProblemRecord } from '../core/records.js';
 import { SampleShardResult, type RaftIterationInput } from '../core/raft.js';
@@ -51,7 +52,7 @@ export async function sampleShard(input: SampleShardInput): Promise<SampleShardR
     const ctx = Context.current();
     const sampled = await sampleAndGrade({
       problems: await readProblemRange(dataset.uri, shard.start, shard.end, (t) => ProblemRecord.parse(JSON.parse(t))),
-      prompt: input.prompt,
+      promptOf: (p) => renderPrompt(input.prompt, p.question),
       // Distinct seeds per shard, so shards do not repeat each other's randomness.
       params: { n: sampling.n, temperature: sampling.temperature, topP: sampling.topP, maxTokens: sampling.maxTokens, stop: input.prompt.stop, seed: sampling.seed + shard.start },
       policy: input.policy,

@@ -137,6 +137,30 @@ export const SamplingConfig = z.strictObject({
 });
 export type SamplingConfig = z.infer<typeof SamplingConfig>;
 
+/** A policy endpoint without a checkpoint: the labeling generator and completer. */
+export const EndpointConfig = PolicyConfig.omit({ checkpoint: true, localServer: true });
+export type EndpointConfig = z.infer<typeof EndpointConfig>;
+
+export const LabelingConfig = z.strictObject({
+  /** Training problems to label. */
+  datasets: z.array(EvalDatasetConfig).min(1, { error: 'expected at least one problem set' }),
+  /** Writes the solutions whose steps are labeled; the policy when omitted. */
+  generator: EndpointConfig.optional(),
+  /** Continues every step prefix; the generator when omitted. */
+  completer: EndpointConfig.optional(),
+  /** Solutions per problem (the paper's 15) and completions per step prefix (its 16). */
+  solutions: positiveInt.default(15),
+  completions: positiveInt.default(16),
+  temperature: z.number().min(0).max(2).default(1),
+  topP: z.number().gt(0).max(1).default(1),
+  maxTokens: positiveInt.default(512),
+  seed: nonNegativeInt.default(0),
+  /** Problems per shard activity: each costs solutions x steps x completions requests' worth of tokens. */
+  shardSize: positiveInt.default(20),
+  maxShardsInFlight: positiveInt.max(500).default(8),
+});
+export type LabelingConfig = z.infer<typeof LabelingConfig>;
+
 export const PrmConfig = z.strictObject({
   model: nonEmpty,
   baseUrls: z.array(httpUrl).min(1, { error: 'expected at least one base URL' }),
@@ -214,6 +238,8 @@ export const Config = z.strictObject({
   grader: GraderConfig.prefault({}),
   /** The RAFT iteration's sections; `prm-raft eval` needs none of them. */
   sampling: SamplingConfig.optional(),
+  /** ER-PRM labeling (`prm-raft label`). */
+  labeling: LabelingConfig.optional(),
   steps: StepSplitConfig.prefault({ by: 'newline' }),
   prm: PrmConfig.optional(),
   selection: SelectionConfig.prefault({}),

@@ -23,9 +23,26 @@ function isValidRegex(source: string): boolean {
 
 /** Non-empty, trimmed steps of a response; a response with no text has no steps. */
 export function splitSteps(response: string, how: StepSplitConfig): string[] {
-  const separator = how.by === 'newline' ? /\r?\n/u : how.by === 'blank-line' ? /\r?\n[ \t]*\r?\n/u : new RegExp(how.pattern, 'u');
-  return response
-    .split(separator)
-    .map((s) => (s ?? '').trim())
-    .filter((s) => s.length > 0);
+  return stepSpans(response, how).map((s) => s.text);
+}
+
+/**
+ * The steps with where each ends in the response, separator included: `response.slice(0, end)` is the
+ * prefix a Monte-Carlo completer continues from, exactly as the policy wrote it.
+ */
+export function stepSpans(response: string, how: StepSplitConfig): Array<{ text: string; end: number }> {
+  const source = how.by === 'newline' ? '\\r?\\n' : how.by === 'blank-line' ? '\\r?\\n[ \\t]*\\r?\\n' : how.pattern;
+  const spans: Array<{ text: string; end: number }> = [];
+  let from = 0;
+  const take = (until: number, end: number) => {
+    const text = response.slice(from, until).trim();
+    if (text.length > 0) spans.push({ text, end });
+  };
+  for (const m of response.matchAll(new RegExp(source, 'gu'))) {
+    if (m[0].length === 0) continue;
+    take(m.index, m.index + m[0].length);
+    from = m.index + m[0].length;
+  }
+  take(response.length, response.length);
+  return spans;
 }

@@ -1,3 +1,4 @@
 // Every workflow the worker serves.
 export { evaluatePolicy, evaluationProgressQuery } from './evaluate-policy.js';
 export { raftIteration, raftProgressQuery } from './raft-iteration.js';
+export { labelPrmData, labelProgressQuery } from './label-prm-data.js';

@@ -18,6 +18,7 @@ a stop string. Stop strings are cut from the text, as vLLM does. Same ``seed`` +
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -103,12 +104,27 @@ def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, str | None]:
     return text[: best[0]], best[1]
 
 
+def weights_root(model_dir: str) -> str:
+    """The dir plus a hash of its weight files: clients key caches on `root`, and a retrained model may reuse a path."""
+    files = sorted(p for p in Path(model_dir).glob("*") if p.suffix in (".safetensors", ".bin") and p.is_file())
+    if not files:
+        return model_dir
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return f"{model_dir}@sha256:{h.hexdigest()[:16]}"
+
+
 class Engine:
     """A causal LM and its tokenizer, with batched completion under one lock."""
 
     def __init__(self, model_dir: str | os.PathLike[str], max_batch: int = 256, *, model: Any = None, tokenizer: Any = None) -> None:
         """Load `model_dir`; or wrap an already loaded `model` and `tokenizer` (then `model_dir` is only a label)."""
         self.model_dir = str(model_dir)
+        self.root = weights_root(self.model_dir)
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.model_dir)
         self.model = model if model is not None else AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         self.model.eval()
@@ -335,7 +351,7 @@ class PolicyServer(ThreadingHTTPServer):
                     "object": "model",
                     "created": self.created,
                     "owned_by": "prm-raft",
-                    "root": self.engine.model_dir,
+                    "root": self.engine.root,
                     "parent": None,
                     "max_model_len": self.engine.max_model_len,
                 }

@@ -92,6 +92,7 @@ def test_models(server):
     assert m["id"] == NAME and m["object"] == "model" and m["owned_by"] == "prm-raft"
     assert isinstance(m["created"], int)
     assert m["max_model_len"] == 384
+    assert "@sha256:" in m["root"]
 
 
 def test_greedy_is_deterministic_and_well_formed(server):
@@ -209,3 +210,14 @@ def test_bad_json_and_unknown_path(server):
     assert status == 400 and "JSON" in body["error"]["message"]
     status, body = request(server, "GET", "/v1/nothing")
     assert status == 404 and body["error"]["code"] == 404 and body["error"]["type"] == "NotFoundError"
+
+
+def test_root_changes_with_the_weights(tmp_path):
+    from prm_raft.policy_server import weights_root
+
+    assert weights_root(str(tmp_path)) == str(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"first")
+    first = weights_root(str(tmp_path))
+    assert first.startswith(f"{tmp_path}@sha256:")
+    (tmp_path / "model.safetensors").write_bytes(b"second")
+    assert weights_root(str(tmp_path)) not in (first, str(tmp_path))

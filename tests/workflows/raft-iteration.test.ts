@@ -40,8 +40,11 @@ temporal: { taskQueues: { cpu: raft-cpu, gpu: raft-gpu } }
 
 const manifest = (uri: string, count = 1) => ({ uri, count, sha256: `sha-${uri}` });
 
+/** The activities a RAFT iteration calls. */
+type RaftActivities = Omit<Activities, 'labelShard' | 'writeLabelPlan'>;
+
 /** Mocks that log every call; the SFT mock is replaced per test. */
-function mockActivities(calls: string[], runSft?: (input: RunSftInput) => Promise<SftResult>): Activities {
+function mockActivities(calls: string[], runSft?: (input: RunSftInput) => Promise<SftResult>): RaftActivities {
   const evalShard = { uri: '/e', count: 2, sha256: 'e', dataset: 'test', shard: 0, tally: { total: 2, correct: 1 }, groups: {}, truncated: 0, cached: false };
   return {
     async prepareDataset({ dataset }) {
@@ -101,7 +104,7 @@ function mockActivities(calls: string[], runSft?: (input: RunSftInput) => Promis
   };
 }
 
-async function run(activities: Activities, input: RaftIterationInput, workflowId: string): Promise<RaftIterationResult> {
+async function run(activities: RaftActivities, input: RaftIterationInput, workflowId: string): Promise<RaftIterationResult> {
   const bundle = await workflowBundle();
   const workers = await Promise.all(
     [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
