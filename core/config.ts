@@ -175,6 +175,24 @@ export const PrmConfig = z.strictObject({
 });
 export type PrmConfig = z.infer<typeof PrmConfig>;
 
+/** A reward model compared by `prm-raft compare` and `prm-raft bon`. */
+export const RewardModelConfig = PrmConfig.extend({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'expected a lowercase name of letters, digits, ".", "_" or "-"' }),
+});
+export type RewardModelConfig = z.infer<typeof RewardModelConfig>;
+
+export const BestOfNConfig = z.strictObject({
+  /** The test problems and how many responses each gets (the paper went up to 64). */
+  sampling: SamplingConfig,
+  /** The Ns of the table; powers of two up to sampling.n when omitted. */
+  ns: z.array(positiveInt).min(1).optional(),
+  /** Random N-subsets averaged per N. */
+  draws: positiveInt.default(10),
+  seed: nonNegativeInt.default(0),
+  aggregations: z.array(Aggregation).min(1).default(['min', 'last', 'mean', 'prod']),
+});
+export type BestOfNConfig = z.infer<typeof BestOfNConfig>;
+
 export const SftConfig = z.strictObject({
   /**
    * The job's command; `{python}`, `{config}` and `{output_dir}` are filled in. Locally
@@ -238,6 +256,20 @@ export const Config = z.strictObject({
   grader: GraderConfig.prefault({}),
   /** The RAFT iteration's sections; `prm-raft eval` needs none of them. */
   sampling: SamplingConfig.optional(),
+  /** Reward models compared by `prm-raft compare` and `prm-raft bon`; names are unique. */
+  rewardModels: z
+    .array(RewardModelConfig)
+    .min(1)
+    .superRefine((models, ctx) => {
+      const seen = new Set<string>();
+      models.forEach((m, i) => {
+        if (seen.has(m.name)) ctx.addIssue({ code: 'custom', message: `duplicate reward model name "${m.name}"`, path: [i, 'name'] });
+        seen.add(m.name);
+      });
+    })
+    .optional(),
+  /** Best-of-N evaluation of the reward models (`prm-raft bon --config`). */
+  bestOfN: BestOfNConfig.optional(),
   /** ER-PRM labeling (`prm-raft label`). */
   labeling: LabelingConfig.optional(),
   steps: StepSplitConfig.prefault({ by: 'newline' }),
