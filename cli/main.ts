@@ -8,6 +8,7 @@ import { statusCommand } from './status.js';
 import { gradeCommand } from './grade.js';
 import { bonCommand } from './bon.js';
 import { dataCommand } from './data.js';
+import { labelCommand } from './label.js';
 import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
 import { resumeCommand } from './resume.js';
@@ -27,6 +28,10 @@ usage:
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
                                              grade model outputs with math-verify (accuracy on stderr)
+  prm-raft label --config F [--json] [--detach]
+                                             ER-PRM labeling: K solutions per problem, M completions per step
+  prm-raft label export --run RUN --kind hard|soft|er [--eta ETA] --format math-shepherd|jsonl [--out FILE]
+                                             a PRM training set from a finished run's counts (no sampling)
   prm-raft labels --k K --m M --eta ETA      a step's hard, soft and ER(η) labels from k of m completions, as JSON
   prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S]
                [--aggregate min|last|mean|prod] [--json]
@@ -45,6 +50,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   status: statusCommand,
   grade: gradeCommand,
   bon: bonCommand,
+  label: labelCommand,
   labels: labelsCommand,
   data: dataCommand,
 };

@@ -1,5 +1,6 @@
 // What a finished run prints: the accuracy table of an evaluation, the before → after of an iteration.
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
+import type { LabelRunSummary } from '../core/labeling.js';
 import type { RaftIterationResult } from '../core/raft.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -40,7 +41,19 @@ export function formatIteration(r: RaftIterationResult): string {
   return `${lines.join('\n')}${table(rows)}\n`;
 }
 
+export function formatLabeling(s: LabelRunSummary): string {
+  const run = s.runDir.split('/').at(-1) ?? s.runDir;
+  return (
+    `labeled ${s.steps} steps of ${s.solutions - s.incomplete} solutions to ${s.problems} problems (${s.correctSolutions} solutions correct) ` +
+    `with ${s.completions} completions; generator ${s.generator}, completer ${s.completer}` +
+    `${s.incomplete > 0 ? `; ${s.incomplete} solutions left out (a prefix was refused)` : ''}\n` +
+    `counts in ${s.runDir}; export a training set with: prm-raft label export --run ${run} --kind er --eta 2 --format jsonl\n`
+  );
+}
+
 /** The right report for whichever workflow finished. */
 export function formatResult(type: string, result: unknown): string {
-  return type === 'raftIteration' ? formatIteration(result as RaftIterationResult) : formatAccuracyTable(result as EvaluationSummary);
+  if (type === 'raftIteration') return formatIteration(result as RaftIterationResult);
+  if (type === 'labelPrmData') return formatLabeling(result as LabelRunSummary);
+  return formatAccuracyTable(result as EvaluationSummary);
 }

@@ -2,6 +2,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
+import { LabelHeartbeat, LabelProgress } from '../core/labeling.js';
 import { RaftProgress } from '../core/raft.js';
 
 export type WatchOutcome = { kind: 'done'; type: string; result: unknown } | { kind: 'detached' };
@@ -37,6 +38,7 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     const p = await evaluationCounts(handle);
     return { line: `${p.stage}: ${p.done}/${p.total} questions`, done: p.done, total: p.total };
   }
+  if (type === 'labelPrmData') return labelingLine(handle);
   const p = RaftProgress.parse(await handle.query('progress'));
   if (p.stage === 'sampling' || p.stage === 'preparing') {
     const beats = (await pendingHeartbeats(handle)).flatMap((b) => {
@@ -60,6 +62,21 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `evaluating the new policy: ${child.done}/${child.total} questions`, done: child.done, total: child.total };
   }
   return { line: p.stage, done: 0, total: 0 };
+}
+
+/** Problems done (finished shards, plus running shards' share by phase) over problems in all. */
+async function labelingLine(handle: WorkflowHandle): Promise<{ line: string; done: number; total: number }> {
+  const p = LabelProgress.parse(await handle.query('progress'));
+  const beats = (await pendingHeartbeats(handle)).flatMap((b) => {
+    const parsed = LabelHeartbeat.safeParse(b);
+    return parsed.success ? [parsed.data] : [];
+  });
+  const phases = beats.map((b) => `shard ${b.shard} ${b.phase} ${b.done}/${b.total}`).join(', ');
+  return {
+    line: `${p.stage}: ${p.shardsDone}/${p.shardsTotal} shards, ${p.problemsDone}/${p.problemsTotal} problems, ${p.completions} completions${phases ? ` (${phases})` : ''}`,
+    done: p.problemsDone,
+    total: p.problemsTotal,
+  };
 }
 
 /** Follows a run until it ends; Ctrl-C detaches and leaves the workflow running. */
