@@ -11,7 +11,7 @@ import {
   SelectionConfig,
   type Candidate,
 } from '../../core/selection.js';
-import { splitSteps, StepSplitConfig } from '../../core/steps.js';
+import { splitSteps, stepSpans, StepSplitConfig } from '../../core/steps.js';
 
 const c = (index: number, score: number, extra: Partial<Candidate> = {}): Candidate => ({
   index,
@@ -32,6 +32,12 @@ describe('splitSteps', () => {
   });
   it('splits by a regex', () => {
     expect(splitSteps('Step 1: x. Step 2: y.', { by: 'regex', pattern: 'Step \\d+:' })).toEqual(['x.', 'y.']);
+  });
+  it('ends each step after its separator, so a prefix is the response as written', () => {
+    const text = 'a\n\n b\nc';
+    expect(stepSpans(text, { by: 'newline' }).map((s) => text.slice(0, s.end))).toEqual(['a\n', 'a\n\n b\n', text]);
+    const steps = 'Step 1: x. Step 2: y.';
+    expect(stepSpans(steps, { by: 'regex', pattern: 'Step \\d+:' }).map((s) => steps.slice(0, s.end))).toEqual(['Step 1: x. Step 2:', steps]);
   });
   it('gives no steps for an empty response', () => {
     expect(splitSteps('\n \n', { by: 'newline' })).toEqual([]);

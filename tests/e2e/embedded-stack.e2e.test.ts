@@ -4,6 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../clients/process.js';
+import { LabeledSolution, LabelRunSummary } from '../../core/labeling.js';
 import { EvalResultRecord, EvaluationSummary } from '../../core/manifests.js';
 import { RaftIterationResult } from '../../core/raft.js';
 import { makeStack, ROOT, type TestStack } from '../helpers/stack.js';
@@ -22,6 +23,12 @@ prm:
   baseUrls: [http://127.0.0.1:${prm}]
   localServer: { checkpoint: ${join(ROOT, 'models/tinymath-prm')}, port: ${prm} }
 selection: { dropNoAnswer: false, dropTruncated: false }
+labeling:
+  solutions: 2
+  completions: 4
+  maxTokens: 100
+  shardSize: 2
+  datasets: [{ name: tinymath-train, source: tinymath, path: ${join(ROOT, 'data/tinymath/train.jsonl')}, limit: 3 }]
 sft: { maxSteps: 3, perDeviceBatchSize: 4, saveSteps: 1, learningRate: 0.0005, maxLength: 384, maxAttempts: 1 }
 `,
   );
@@ -93,6 +100,47 @@ describe('the embedded stack', () => {
     expect(sft).toHaveLength(8);
     expect(JSON.parse(sft[0]!)).toEqual({ prompt: expect.stringMatching(/^Question: .*\nAnswer:\n$/s), completion: expect.any(String) });
   }, 900_000);
+
+  it('labels steps by Monte-Carlo completions, and exports every label kind from the stored counts', async () => {
+    const run = await stack.cli(['label', '--config', stack.config, '--json']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const summary = LabelRunSummary.parse(JSON.parse(run.stdout));
+    expect(summary).toMatchObject({ problems: 3, solutions: 6, incomplete: 0 });
+    expect(summary.shards).toHaveLength(2);
+    const solutions = (await Promise.all(summary.shards.map(async (s) => (await readFile(s.uri, 'utf8')).trim().split('\n'))))
+      .flat()
+      .map((l) => LabeledSolution.parse(JSON.parse(l)));
+    expect(solutions).toHaveLength(6);
+    for (const s of solutions) {
+      expect(s.counts).toHaveLength(s.steps.length);
+      // Every prefix but the last got its 4 completions; the last step is the solution's own outcome.
+      for (const c of s.counts.slice(0, -1)) expect(c.m).toBe(4);
+      if (s.steps.length > 0) expect(s.counts.at(-1)).toEqual({ k: s.correct ? 1 : 0, m: 1 });
+    }
+    expect(summary.completions).toBe(solutions.reduce((n, s) => n + 4 * Math.max(0, s.steps.length - 1), 0));
+    const runId = /started labelPrmData (\S+)/.exec(run.stderr)?.[1];
+
+    const exported = async (kind: string, format: string, eta?: string) => {
+      const r = await stack.cli(['label', 'export', '--run', runId!, '--kind', kind, ...(eta ? ['--eta', eta] : []), '--format', format, '--config', stack.config]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      return (await readFile(r.stdout.trim(), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    };
+    const withSteps = solutions.filter((s) => s.steps.length > 0);
+    const hard = await exported('hard', 'jsonl');
+    const soft = await exported('soft', 'jsonl');
+    const er = await exported('er', 'jsonl', '2');
+    expect(hard).toHaveLength(withSteps.length);
+    withSteps.forEach((s, i) => {
+      expect(hard[i].labels).toEqual(s.counts.map((c) => (c.k > 0 ? 1 : 0)));
+      expect(soft[i].labels).toEqual(s.counts.map((c) => c.k / c.m));
+      s.counts.forEach((c, j) => {
+        expect(er[i].labels[j]).toBeGreaterThanOrEqual(soft[i].labels[j] - 1e-12);
+        expect(er[i].labels[j]).toBeLessThanOrEqual(hard[i].labels[j] + 1e-12);
+      });
+    });
+    const shepherd = await exported('er', 'math-shepherd', '-1000');
+    for (const [i, line] of shepherd.entries()) expect(line.input.split('ки').length - 1).toBe(withSteps[i]!.steps.length);
+  }, 600_000);
 
   it('lists the runs, and `dev down` stops exactly what `dev up` started', async () => {
     const list = await stack.cli(['status', '--config', stack.config]);
