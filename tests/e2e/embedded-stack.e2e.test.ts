@@ -1,12 +1,13 @@
 // End to end, for real: the Temporal dev server, a worker, the CPU policy server with the shipped tiny policy and
 // the PRM server with the shipped tiny PRM, started by `prm-raft dev up` and driven through the CLI.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../clients/process.js';
 import { LabeledSolution, LabelRunSummary } from '../../core/labeling.js';
 import { EvalResultRecord, EvaluationSummary } from '../../core/manifests.js';
-import { RaftIterationResult } from '../../core/raft.js';
+import { RaftIterationResult, RaftProgress } from '../../core/raft.js';
 import { makeStack, ROOT, type TestStack } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -99,6 +100,52 @@ describe('the embedded stack', () => {
     const sft = (await readFile(join(stack.dir, 'runs', 'cache', 'selection', (await readdir(join(stack.dir, 'runs', 'cache', 'selection')))[0]!, 'sft.jsonl'), 'utf8')).trim().split('\n');
     expect(sft).toHaveLength(8);
     expect(JSON.parse(sft[0]!)).toEqual({ prompt: expect.stringMatching(/^Question: .*\nAnswer:\n$/s), completion: expect.any(String) });
+  }, 900_000);
+
+  it('finishes an iteration whose worker was killed mid-sampling, without sampling finished shards again', async () => {
+    // One prompt per shard, one shard at a time, and short timeouts: the kill lands between shards and the
+    // shard the dead worker held is handed to the new one after the heartbeat timeout (20 s + 60 s).
+    const config = join(stack.dir, 'kill.yaml');
+    const text = (await readFile(stack.config, 'utf8'))
+      .replace('  shardSize: 4\n', '  shardSize: 1\n  maxShardsInFlight: 1\n  seed: 7\n')
+      .replace('limit: 8 }]', 'limit: 10 }]')
+      .replace('  promptsPerRequest: 8\n', '  promptsPerRequest: 8\n  requestTimeoutSeconds: 20\n')
+      .replace('  model: tinymath-prm\n', '  model: tinymath-prm\n  requestTimeoutSeconds: 20\n');
+    await writeFile(config, text);
+    const samplesDir = join(stack.dir, 'runs', 'cache', 'samples');
+    const earlier = new Set(await readdir(samplesDir));
+    const started = await stack.cli(['iterate', '--config', config, '--detach']);
+    expect(started.exitCode, started.stderr).toBe(0);
+    const runId = started.stdout.trim();
+
+    const client = new Client({ connection: await Connection.connect({ address: /address: (\S+)/.exec(text)![1]! }) });
+    const handle = client.workflow.getHandle(runId);
+    for (;;) {
+      const p = RaftProgress.parse(await handle.query('progress'));
+      if (p.shardsSampled >= 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const status = await stack.cli(['dev', 'status', '--config', config]);
+    const worker = Number(/^worker\s+healthy pid (\d+)/m.exec(status.stdout)?.[1]);
+    process.kill(worker, 'SIGKILL');
+    const finishedBefore = new Map<string, number>();
+    for (const key of (await readdir(samplesDir)).filter((k) => !earlier.has(k))) {
+      const done = await stat(join(samplesDir, key, 'result.json')).catch(() => null);
+      if (done) finishedBefore.set(key, done.mtimeMs);
+    }
+    expect(finishedBefore.size).toBeGreaterThanOrEqual(2);
+    expect(finishedBefore.size).toBeLessThan(10);
+
+    const up = await stack.cli(['dev', 'up', '--config', config]);
+    expect(up.stderr).toMatch(/worker: started/);
+    const followed = await stack.cli(['status', runId, '--config', config, '--json']);
+    expect(followed.exitCode, followed.stderr).toBe(0);
+    const result = RaftIterationResult.parse(JSON.parse(followed.stdout));
+    expect(result.sampling).toMatchObject({ prompts: 10, responses: 40 });
+    // Every shard finished before the kill is untouched; the rest were sampled once each by the new worker.
+    for (const [key, mtime] of finishedBefore) expect((await stat(join(samplesDir, key, 'result.json'))).mtimeMs).toBe(mtime);
+    expect((await readdir(samplesDir)).filter((k) => !earlier.has(k))).toHaveLength(10);
+    await client.connection.close();
   }, 900_000);
 
   it('labels steps by Monte-Carlo completions, and exports every label kind from the stored counts', async () => {
