@@ -6,6 +6,20 @@ import { PromptTemplate } from './prompts.js';
 import { SelectionConfig, SelectionStats } from './selection.js';
 import { StepSplitConfig } from './steps.js';
 
+export const SampleShardResult = ArtifactManifest.extend({
+  dataset: z.string(),
+  shard: z.number().int(),
+  prompts: z.number().int(),
+  responses: z.number().int(),
+  /** Responses cut at max_tokens. */
+  truncated: z.number().int(),
+  /** Prompts the server refused (recorded with the reason, no responses). */
+  refused: z.number().int(),
+  correct: z.number().int(),
+  cached: z.boolean(),
+});
+export type SampleShardResult = z.infer<typeof SampleShardResult>;
+
 export const RaftIterationInput = z.strictObject({
   name: z.string(),
   /** The policy to improve: served at `baseUrls` under `model`, with its weights at `checkpoint`. */
@@ -24,6 +38,8 @@ export const RaftIterationInput = z.strictObject({
   python: z.string(),
   storeRoot: z.string(),
   taskQueues: z.strictObject({ cpu: z.string(), gpu: z.string() }),
+  /** A comparison's shared stages: the samples and the input policy's evaluation, done once for every reward model. */
+  reuse: z.strictObject({ samples: z.array(SampleShardResult), before: EvaluationSummary }).optional(),
 });
 export type RaftIterationInput = z.infer<typeof RaftIterationInput>;
 
@@ -58,19 +74,6 @@ export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: 
   };
 }
 
-export const SampleShardResult = ArtifactManifest.extend({
-  dataset: z.string(),
-  shard: z.number().int(),
-  prompts: z.number().int(),
-  responses: z.number().int(),
-  /** Responses cut at max_tokens. */
-  truncated: z.number().int(),
-  /** Prompts the server refused (recorded with the reason, no responses). */
-  refused: z.number().int(),
-  correct: z.number().int(),
-  cached: z.boolean(),
-});
-export type SampleShardResult = z.infer<typeof SampleShardResult>;
 
 export const ScoreShardResult = ArtifactManifest.extend({
   dataset: z.string(),
@@ -118,6 +121,8 @@ export const RaftIterationResult = z.strictObject({
   policyAfter: z.string(),
   sampling: z.strictObject({ prompts: z.number().int(), responses: z.number().int(), truncated: z.number().int(), refused: z.number().int(), correct: z.number().int() }),
   selection: SelectionStats.extend({ meanSelectedScore: z.number().nullable() }),
+  /** Which response each prompt kept, with its score and grade. */
+  selected: ArtifactManifest,
   sft: SftResult,
   before: EvaluationSummary,
   after: EvaluationSummary,

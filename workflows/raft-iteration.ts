@@ -15,6 +15,7 @@ import type { EvaluatePolicyInput } from '../core/evaluation.js';
 import { planShards, type ShardPlan } from '../core/evaluation.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
+import type { EvaluationSummary } from '../core/manifests.js';
 import type { RaftIterationInput, RaftIterationResult, RaftProgress, SampleShardResult, ScoreShardResult, ServedPolicy, SftResult } from '../core/raft.js';
 import { meanSelectedScore } from '../core/selection.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
@@ -22,75 +23,105 @@ import { evaluatePolicy } from './evaluate-policy.js';
 
 export const raftProgressQuery = defineQuery<RaftProgress>('progress');
 
-export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
+/** The activity proxies of an iteration, with the timeouts and retries each kind of stage needs. */
+export function raftProxies(input: Pick<RaftIterationInput, 'taskQueues' | 'policy' | 'serving' | 'sft'> & { prmTimeoutSeconds: number }) {
   const { cpu, gpu } = input.taskQueues;
-  const quick = proxyActivities<Activities>({
-    taskQueue: cpu,
-    startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '5 minutes',
-    // Bounded: an unreachable server should fail the run in minutes, not hang it for days.
-    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-  });
-  const shards = proxyActivities<Activities>({
-    taskQueue: cpu,
-    startToCloseTimeout: '12 hours',
-    // Shards report after every request; a silent one is a dead worker, so hand it to another soon.
-    heartbeatTimeout: `${Math.max(input.policy.requestTimeoutSeconds, input.prm.requestTimeoutSeconds) + 60} seconds`,
-    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
-  });
-  const serving = proxyActivities<Activities>({
-    taskQueue: gpu,
-    startToCloseTimeout: `${input.serving.startupTimeoutSeconds + 60} seconds`,
-    heartbeatTimeout: '1 minute',
-    retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
-  });
-  const training = proxyActivities<Activities>({
-    taskQueue: gpu,
-    startToCloseTimeout: `${input.sft.timeoutHours} hours`,
-    heartbeatTimeout: '2 minutes',
-    // Each attempt resumes from the job's last checkpoint; out-of-memory and bad config never come back here.
-    retry: { initialInterval: '30 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: input.sft.maxAttempts },
-  });
+  return {
+    quick: proxyActivities<Activities>({
+      taskQueue: cpu,
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout: '5 minutes',
+      // Bounded: an unreachable server should fail the run in minutes, not hang it for days.
+      retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+    }),
+    shards: proxyActivities<Activities>({
+      taskQueue: cpu,
+      startToCloseTimeout: '12 hours',
+      // Shards report after every request; a silent one is a dead worker, so hand it to another soon.
+      heartbeatTimeout: `${Math.max(input.policy.requestTimeoutSeconds, input.prmTimeoutSeconds) + 60} seconds`,
+      retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
+    }),
+    serving: proxyActivities<Activities>({
+      taskQueue: gpu,
+      startToCloseTimeout: `${input.serving.startupTimeoutSeconds + 60} seconds`,
+      heartbeatTimeout: '1 minute',
+      retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+    }),
+    training: proxyActivities<Activities>({
+      taskQueue: gpu,
+      startToCloseTimeout: `${input.sft.timeoutHours} hours`,
+      heartbeatTimeout: '2 minutes',
+      // Each attempt resumes from the job's last checkpoint; out-of-memory and bad config never come back here.
+      retry: { initialInterval: '30 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: input.sft.maxAttempts },
+    }),
+  };
+}
 
+/** Runs `use` with the input policy reachable: as configured, or served here from its checkpoint (`--policy`). */
+export async function withInputPolicy<T>(
+  input: Pick<RaftIterationInput, 'policy' | 'servePolicy' | 'serving' | 'python' | 'storeRoot'>,
+  serving: Pick<Activities, 'startPolicyServer'>,
+  use: (policy: RaftIterationInput['policy']) => Promise<T>,
+): Promise<T> {
+  const served = input.servePolicy
+    ? await serving.startPolicyServer({ checkpoint: input.policy.checkpoint, model: input.policy.model, serving: input.serving, python: input.python, storeRoot: input.storeRoot })
+    : null;
+  try {
+    return await use(served ? { ...input.policy, baseUrls: [served.baseUrl] } : input.policy);
+  } finally {
+    if (served) await stopServer(served);
+  }
+}
+
+/** Every training-prompt shard of the datasets, in order. */
+export function shardJobs(datasets: DatasetManifest[], shardSize: number): Array<{ dataset: DatasetManifest; shard: ShardPlan }> {
+  return datasets.flatMap((dataset) => planShards(dataset.count, shardSize).map((shard) => ({ dataset, shard })));
+}
+
+export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
+  const { quick, shards, serving, training } = raftProxies({ ...input, prmTimeoutSeconds: input.prm.requestTimeoutSeconds });
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
   const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, shardsScored: 0, promptsTotal: 0, sft: null };
   setHandler(raftProgressQuery, () => progress);
 
-  const datasets = await Promise.all(input.sampling.datasets.map((dataset) => quick.prepareDataset({ dataset, storeRoot: input.storeRoot })));
-
-  // The input policy: already served at policy.baseUrls, or served here from its checkpoint.
-  const servedInput = input.servePolicy
-    ? await serving.startPolicyServer({ checkpoint: input.policy.checkpoint, model: input.policy.model, serving: input.serving, python: input.python, storeRoot: input.storeRoot })
-    : null;
-  const policy = servedInput ? { ...input.policy, baseUrls: [servedInput.baseUrl] } : input.policy;
+  const scoreSamples = async (samples: SampleShardResult, prmFingerprint: string) => {
+    const scores = await shards.scoreShard({ prm: input.prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
+    progress.shardsScored += 1;
+    return { samples, scores };
+  };
   let sampling: Array<{ samples: SampleShardResult; scores: ScoreShardResult }>;
-  let before;
-  try {
-    const [{ fingerprint }, { fingerprint: prmFingerprint }] = await Promise.all([
-      quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }),
-      quick.checkPrm({ prm: input.prm }),
-    ]);
-    const evaluationBefore = await startChild(evaluatePolicy, { workflowId: `${workflowId}-before`, args: [evaluationInput(input, policy)] });
-
-    const jobs: Array<{ dataset: DatasetManifest; shard: ShardPlan }> = datasets.flatMap((dataset) =>
-      planShards(dataset.count, input.sampling.shardSize).map((shard) => ({ dataset, shard })),
-    );
+  let before: EvaluationSummary;
+  if (input.reuse) {
+    // A comparison sampled and evaluated the input policy once for every reward model: only scoring is ours.
+    const { samples, before: reused } = input.reuse;
+    const { fingerprint: prmFingerprint } = await quick.checkPrm({ prm: input.prm });
     progress.stage = 'sampling';
-    progress.shardsTotal = jobs.length;
-    progress.promptsTotal = datasets.reduce((n, d) => n + d.count, 0);
-    const sampleAndScore = async ({ dataset, shard }: (typeof jobs)[number]) => {
-      const samples = await shards.sampleShard({ ...input, policy, policyFingerprint: fingerprint, dataset, shard });
-      progress.shardsSampled += 1;
-      // Scoring this shard overlaps with sampling the next ones.
-      const scores = await shards.scoreShard({ prm: input.prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
-      progress.shardsScored += 1;
-      return { samples, scores };
-    };
-    sampling = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, sampleAndScore);
-    before = await evaluationBefore.result();
-  } finally {
-    if (servedInput) await stopServer(servedInput);
+    progress.shardsTotal = samples.length;
+    progress.shardsSampled = samples.length;
+    progress.promptsTotal = samples.reduce((n, s) => n + s.prompts, 0);
+    sampling = await runSlidingWindow(samples, input.sampling.maxShardsInFlight, (s) => scoreSamples(s, prmFingerprint));
+    before = reused;
+  } else {
+    const datasets = await Promise.all(input.sampling.datasets.map((dataset) => quick.prepareDataset({ dataset, storeRoot: input.storeRoot })));
+    [sampling, before] = await withInputPolicy(input, serving, async (policy) => {
+      const [{ fingerprint }, { fingerprint: prmFingerprint }] = await Promise.all([
+        quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }),
+        quick.checkPrm({ prm: input.prm }),
+      ]);
+      const evaluationBefore = await startChild(evaluatePolicy, { workflowId: `${workflowId}-before`, args: [evaluationInput(input, policy)] });
+      const jobs = shardJobs(datasets, input.sampling.shardSize);
+      progress.stage = 'sampling';
+      progress.shardsTotal = jobs.length;
+      progress.promptsTotal = datasets.reduce((n, d) => n + d.count, 0);
+      const scored = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async ({ dataset, shard }) => {
+        const samples = await shards.sampleShard({ ...input, policy, policyFingerprint: fingerprint, dataset, shard });
+        progress.shardsSampled += 1;
+        // Scoring this shard overlaps with sampling the next ones.
+        return scoreSamples(samples, prmFingerprint);
+      });
+      return [scored, await evaluationBefore.result()] as const;
+    });
   }
 
   progress.stage = 'selecting';
@@ -137,6 +168,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
       correct: all.reduce((n, s) => n + s.correct, 0),
     },
     selection: { ...selection.stats, meanSelectedScore: meanSelectedScore(selection.stats) },
+    selected: selection.selected,
     sft,
     before,
     after,
@@ -146,7 +178,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
   return result;
 }
 
-function evaluationInput(input: RaftIterationInput, policy: RaftIterationInput['policy']): EvaluatePolicyInput {
+export function evaluationInput(input: Pick<RaftIterationInput, 'prompt' | 'evaluation' | 'grader' | 'python' | 'storeRoot' | 'taskQueues'>, policy: RaftIterationInput['policy']): EvaluatePolicyInput {
   const { checkpoint: _c, ...endpoint } = policy;
   return {
     policy: endpoint,
@@ -188,7 +220,7 @@ async function trainWithBatchHalving(
 }
 
 /** Stops a server on the worker that started it, even when the run is being cancelled. */
-async function stopServer(served: ServedPolicy): Promise<void> {
+export async function stopServer(served: ServedPolicy): Promise<void> {
   const onItsWorker = proxyActivities<Activities>({ taskQueue: served.stopQueue, scheduleToCloseTimeout: '2 minutes' });
   await CancellationScope.nonCancellable(async () => {
     try {

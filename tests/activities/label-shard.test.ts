@@ -75,7 +75,7 @@ afterAll(async () => {
   await server.close();
 });
 
-const run = (i: LabelShardInput) => new MockActivityEnvironment().run(labelShard, i);
+const run = (i: LabelShardInput): Promise<LabelShardResult> => new MockActivityEnvironment().run(labelShard, i);
 const completionPrompts = () =>
   server.requests.flatMap((r) => (r.body as { prompt: string[] }).prompt).filter((p) => !p.endsWith('Answer:\n'));
 async function solutionsOf(result: LabelShardResult): Promise<LabeledSolution[]> {
