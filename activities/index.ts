@@ -1,4 +1,5 @@
 // Every activity the worker serves; workflows import only the types.
+import { bestOfNTables } from './best-of-n-tables.js';
 import { checkPolicy } from './check-policy.js';
 import { checkPrm } from './check-prm.js';
 import { evaluateShard } from './evaluate-shard.js';
@@ -9,6 +10,7 @@ import { sampleShard } from './sample-shard.js';
 import { scoreShard } from './score-shard.js';
 import { selectResponses } from './select-responses.js';
 import { createServingActivities } from './serve-policy.js';
+import { writeComparisonReportFiles } from './write-comparison-report.js';
 import { mergeShardResults, writeRunSummary } from './write-results.js';
 
 export interface ActivityDeps {
@@ -30,6 +32,8 @@ export function createActivities(deps: ActivityDeps) {
     runSft,
     writeLabelPlan,
     labelShard,
+    writeComparisonReportFiles,
+    bestOfNTables,
     ...createServingActivities(deps.workerQueue),
   };
 }

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ArtifactManifest, EvalShardResult, EvaluationSummary } from '../core/manifests.js';
+import type { ComparisonResult } from '../core/comparison.js';
 import type { LabelRunSummary } from '../core/labeling.js';
 import type { RaftIterationResult } from '../core/raft.js';
 import { sha256, writeFileAtomic } from '../store/files.js';
@@ -15,7 +16,7 @@ export async function mergeShardResults(input: { runDir: string; dataset: string
 }
 
 /** The run's closing manifest (an evaluation summary, an iteration result, a labeling summary), written whole. */
-export async function writeRunSummary(input: { runDir: string; summary: EvaluationSummary | RaftIterationResult | LabelRunSummary }): Promise<string> {
+export async function writeRunSummary(input: { runDir: string; summary: EvaluationSummary | RaftIterationResult | LabelRunSummary | ComparisonResult }): Promise<string> {
   const path = join(input.runDir, 'summary.json');
   await writeFileAtomic(path, JSON.stringify(input.summary, null, 2));
   return path;

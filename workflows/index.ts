@@ -2,3 +2,5 @@
 export { evaluatePolicy, evaluationProgressQuery } from './evaluate-policy.js';
 export { raftIteration, raftProgressQuery } from './raft-iteration.js';
 export { labelPrmData, labelProgressQuery } from './label-prm-data.js';
+export { bestOfN, bestOfNProgressQuery } from './best-of-n.js';
+export { comparePrms, compareProgressQuery } from './compare-prms.js';
