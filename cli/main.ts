@@ -8,6 +8,7 @@ import { statusCommand } from './status.js';
 import { gradeCommand } from './grade.js';
 import { bonCommand } from './bon.js';
 import { dataCommand } from './data.js';
+import { compareCommand } from './compare.js';
 import { labelCommand } from './label.js';
 import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
@@ -24,6 +25,8 @@ usage:
                                              zero-shot CoT evaluation of a policy, with live progress
   prm-raft iterate --config F [--policy CHECKPOINT_DIR] [--json] [--detach]
                                              one RAFT iteration: sample, PRM-score, select, SFT, evaluate
+  prm-raft compare --config F [--policy CHECKPOINT_DIR] [--json] [--detach]
+                                             one RAFT iteration per reward model from one sampling stage: Table 1
   prm-raft resume RUN [--config F]           start a failed run again; finished stages are skipped
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
@@ -50,6 +53,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   status: statusCommand,
   grade: gradeCommand,
   bon: bonCommand,
+  compare: compareCommand,
   label: labelCommand,
   labels: labelsCommand,
   data: dataCommand,
