@@ -1,11 +1,15 @@
-// prm-raft bon --scores FILE.jsonl — best-of-N, vote and pass@N curves from reward scores computed elsewhere.
-import { BonOptions, bestOfNTable, bonTableMarkdown, ScoredResponse, type BonTable } from '../core/best-of-n.js';
+// prm-raft bon — best-of-N, vote and pass@N curves: from a config (sample, score with every reward model, tables),
+// or from reward scores computed elsewhere (--scores).
+import { BonOptions, bestOfNInputFromConfig, bestOfNTable, bonTableMarkdown, ScoredResponse, type BonTable } from '../core/best-of-n.js';
 import { formatIssues } from '../core/parse-config.js';
+import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
 import { readJsonlLines } from '../store/files.js';
 import { parseFlags } from './flags.js';
-import { UsageError } from './load-config.js';
+import { loadConfig, UsageError } from './load-config.js';
+import { newWorkflowId, startAndFollow } from './run-workflow.js';
 
-const USAGE = 'prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S] [--aggregate min|last|mean|prod] [--json]';
+const USAGE = `prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S] [--aggregate min|last|mean|prod] [--json]
+       prm-raft bon --config FILE [--json] [--detach]`;
 
 export async function bonCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(
@@ -17,11 +21,19 @@ export async function bonCommand(args: string[]): Promise<number> {
       seed: { type: 'string' },
       aggregate: { type: 'string' },
       json: { type: 'boolean', default: false },
+      config: { type: 'string' },
+      detach: { type: 'boolean', default: false },
     },
     USAGE,
   );
-  if (!values.scores || positionals.length > 0) throw new UsageError(`usage: ${USAGE}`);
   const raw = { n: values.n, draws: values.draws, seed: values.seed, aggregate: values.aggregate };
+  if (values.config !== undefined && values.scores === undefined && positionals.length === 0) {
+    const given = Object.entries(raw).flatMap(([flag, v]) => (v === undefined ? [] : [`--${flag}`]));
+    if (given.length > 0) throw new UsageError(`${given.join(', ')}: with --config, set bestOfN.ns, draws, seed and aggregations in the config`);
+    return bonFromConfig(values.config, { json: values.json, detach: values.detach });
+  }
+  if (!values.scores || values.config !== undefined || positionals.length > 0) throw new UsageError(`usage: ${USAGE}`);
+  if (values.detach) throw new UsageError(`--detach goes with --config: --scores computes at once\nusage: ${USAGE}`);
   // Number('') is 0 and Number(' 2') is 2: only plain digits count as integers here.
   const int = (s: string) => (/^\d+$/.test(s.trim()) ? Number(s) : Number.NaN);
   const parsed = BonOptions.safeParse({
@@ -39,6 +51,19 @@ export async function bonCommand(args: string[]): Promise<number> {
   const { results, ...rest } = table;
   process.stdout.write(values.json ? `${JSON.stringify({ results, ...rest }, null, 2)}\n` : bonTableMarkdown(table));
   return 0;
+}
+
+/** Starts the bestOfN workflow and follows it; the tables come at the end. */
+async function bonFromConfig(path: string, opts: { json: boolean; detach: boolean }): Promise<number> {
+  const config = await loadConfig(path);
+  let input;
+  try {
+    input = bestOfNInputFromConfig(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const client = await connectClient(resolveTemporalTarget(config.temporal));
+  return startAndFollow(client, { type: 'bestOfN', workflowId: newWorkflowId('bon', config.name), taskQueue: config.temporal.taskQueues.cpu, input }, opts);
 }
 
 /** Reads and validates every line before computing: a bad line is a UsageError naming file and line. */

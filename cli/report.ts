@@ -1,7 +1,9 @@
 // What a finished run prints: the accuracy table of an evaluation, the before → after of an iteration.
+import type { BestOfNResult } from '../core/best-of-n.js';
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import type { LabelRunSummary } from '../core/labeling.js';
 import type { RaftIterationResult } from '../core/raft.js';
+import { bestOfNMarkdown } from '../report/markdown.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -51,9 +53,21 @@ export function formatLabeling(s: LabelRunSummary): string {
   );
 }
 
+/** The report's Markdown tables, then what has no table and where the report is. */
+export function formatBestOfN(r: BestOfNResult): string {
+  const s = r.sampling;
+  const failed = (r.report.failed ?? []).map((f) => `- ${f.name} (${f.kind.toUpperCase()}) has no table: ${f.error}\n`).join('');
+  return (
+    `${bestOfNMarkdown(r.report)}${failed ? `\nFailed reward models:\n${failed}` : ''}\n` +
+    `sampled ${s.responses} responses for ${s.prompts} problems (${s.correct} correct, ${s.truncated} cut at max_tokens, ${s.refused} problems refused)\n` +
+    `report ${r.files.html}\n`
+  );
+}
+
 /** The right report for whichever workflow finished. */
 export function formatResult(type: string, result: unknown): string {
   if (type === 'raftIteration') return formatIteration(result as RaftIterationResult);
   if (type === 'labelPrmData') return formatLabeling(result as LabelRunSummary);
+  if (type === 'bestOfN') return formatBestOfN(result as BestOfNResult);
   return formatAccuracyTable(result as EvaluationSummary);
 }

@@ -1,6 +1,7 @@
 // Live progress of a running workflow: its progress query plus the heartbeats of activities in flight.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { BestOfNProgress } from '../core/best-of-n.js';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
 import { LabelHeartbeat, LabelProgress } from '../core/labeling.js';
 import { RaftProgress } from '../core/raft.js';
@@ -16,17 +17,22 @@ async function pendingHeartbeats(handle: WorkflowHandle): Promise<unknown[]> {
   });
 }
 
+/** Prompts the running shard activities have finished, from their heartbeats. */
+async function shardsInFlight(handle: WorkflowHandle): Promise<number> {
+  let done = 0;
+  for (const beat of await pendingHeartbeats(handle)) {
+    const b = ShardHeartbeat.safeParse(beat);
+    if (b.success) done += b.data.done;
+  }
+  return done;
+}
+
 /** Questions done (finished shards plus heartbeats of running ones) over questions in all. */
 export async function evaluationCounts(handle: WorkflowHandle): Promise<{ stage: string; done: number; total: number }> {
   const progress = EvaluationProgress.parse(await handle.query('progress'));
-  let inFlight = 0;
-  for (const beat of await pendingHeartbeats(handle)) {
-    const b = ShardHeartbeat.safeParse(beat);
-    if (b.success) inFlight += b.data.done;
-  }
   return {
     stage: progress.stage,
-    done: progress.datasets.reduce((n, d) => n + d.questionsDone, 0) + inFlight,
+    done: progress.datasets.reduce((n, d) => n + d.questionsDone, 0) + (await shardsInFlight(handle)),
     total: progress.datasets.reduce((n, d) => n + d.total, 0),
   };
 }
@@ -39,15 +45,12 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `${p.stage}: ${p.done}/${p.total} questions`, done: p.done, total: p.total };
   }
   if (type === 'labelPrmData') return labelingLine(handle);
+  if (type === 'bestOfN') return bestOfNLine(handle);
   const p = RaftProgress.parse(await handle.query('progress'));
   if (p.stage === 'sampling' || p.stage === 'preparing') {
-    const beats = (await pendingHeartbeats(handle)).flatMap((b) => {
-      const parsed = ShardHeartbeat.safeParse(b);
-      return parsed.success ? [parsed.data] : [];
-    });
     const shardPrompts = p.shardsTotal > 0 ? p.promptsTotal / p.shardsTotal : 0;
     // Each shard is sampled then scored: count both halves.
-    const done = (p.shardsSampled + p.shardsScored) * shardPrompts + beats.reduce((n, b) => n + b.done, 0);
+    const done = (p.shardsSampled + p.shardsScored) * shardPrompts + (await shardsInFlight(handle));
     const total = 2 * p.promptsTotal;
     return { line: `${p.stage}: ${p.shardsSampled}/${p.shardsTotal} shards sampled, ${p.shardsScored} scored`, done, total };
   }
@@ -62,6 +65,17 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `evaluating the new policy: ${child.done}/${child.total} questions`, done: child.done, total: child.total };
   }
   return { line: p.stage, done: 0, total: 0 };
+}
+
+/** Prompts sampled and scored (finished shards plus heartbeats) over prompts × (sampling + each reward model still in). */
+async function bestOfNLine(handle: WorkflowHandle): Promise<{ line: string; done: number; total: number }> {
+  const p = BestOfNProgress.parse(await handle.query('progress'));
+  if (p.stage !== 'sampling') return { line: p.stage === 'tables' ? 'tables: best-of-N statistics and the report' : p.stage, done: 0, total: 0 };
+  const live = p.rewardModels.filter((m) => m.error === null);
+  const shardPrompts = p.shardsTotal > 0 ? p.promptsTotal / p.shardsTotal : 0;
+  const done = (p.shardsSampled + live.reduce((n, m) => n + m.shardsScored, 0)) * shardPrompts + (await shardsInFlight(handle));
+  const scored = p.rewardModels.map((m) => `${m.name} ${m.error === null ? `${m.shardsScored}/${p.shardsTotal}` : 'failed'}`).join(', ');
+  return { line: `sampling: ${p.shardsSampled}/${p.shardsTotal} shards sampled; scored by ${scored}`, done, total: p.promptsTotal * (1 + live.length) };
 }
 
 /** Problems done (finished shards, plus running shards' share by phase) over problems in all. */

@@ -1,7 +1,11 @@
 // Best-of-N statistics of reward models over sampled responses: the paper's Tables 2–10 and figures.
 import { z } from 'zod';
 import { aggregateStepScores, Aggregation } from './aggregate.js';
+import { BestOfNConfig, GraderConfig, PolicyConfig, resolvePrompt, RewardModelConfig, SamplingConfig, type Config } from './config.js';
 import { BadInputError } from './errors.js';
+import { PromptTemplate } from './prompts.js';
+import { RaftIterationResult, type SampleShardResult } from './raft.js';
+import { StepSplitConfig } from './steps.js';
 
 /** One sampled response with its reward scores: a line of `prm-raft bon --scores FILE.jsonl`. */
 export const ScoredResponse = z.strictObject({
@@ -42,6 +46,10 @@ export const BonTable = z.strictObject({
 });
 export type BonTable = z.infer<typeof BonTable>;
 
+/** A reward model whose checking or scoring failed for good: it has no tables, the others still do. */
+export const FailedRewardModel = z.strictObject({ name: z.string(), kind: z.enum(['prm', 'orm']), error: z.string() });
+export type FailedRewardModel = z.infer<typeof FailedRewardModel>;
+
 /** The `bestOfN` workflow's output: a table per reward model and aggregation. */
 export const BonReport = z.strictObject({
   name: z.string(),
@@ -49,6 +57,7 @@ export const BonReport = z.strictObject({
   problems: z.number().int().nonnegative(),
   samplesPerProblem: z.number().int().positive(),
   rewardModels: z.array(z.strictObject({ name: z.string(), kind: z.enum(['prm', 'orm']), tables: z.array(BonTable) })),
+  failed: z.array(FailedRewardModel).optional(),
 });
 export type BonReport = z.infer<typeof BonReport>;
 
@@ -182,6 +191,97 @@ export function bonTableMarkdown(table: BonTable): string {
   if (h) lines.push('', `Reward hacking: best-of-N falls from ${f(h.peak)} at N = ${h.peak_n} to ${f(h.last)} at N = ${h.last_n}.`);
   if (table.notes.length > 0) lines.push('', ...table.notes.map((n) => `- ${n}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** Everything the `bestOfN` workflow needs: the policy to sample, the test problems, the reward models, the table settings. */
+export const BestOfNInput = z.strictObject({
+  name: z.string(),
+  policy: PolicyConfig.omit({ localServer: true }),
+  prompt: PromptTemplate,
+  /** The test problems and how many responses each gets. */
+  sampling: SamplingConfig,
+  steps: StepSplitConfig,
+  rewardModels: z.array(RewardModelConfig.omit({ localServer: true })).min(1),
+  tables: BestOfNConfig.omit({ sampling: true }),
+  grader: GraderConfig,
+  python: z.string(),
+  storeRoot: z.string(),
+  taskQueues: z.strictObject({ cpu: z.string(), gpu: z.string() }),
+});
+export type BestOfNInput = z.infer<typeof BestOfNInput>;
+
+/** The workflow's input from a config, or a list of what the config lacks for it. */
+export function bestOfNInputFromConfig(config: Config): BestOfNInput {
+  const missing: string[] = [];
+  if (!config.bestOfN) missing.push('bestOfN (the test problems, responses per problem and the Ns)');
+  if (!config.rewardModels) missing.push('rewardModels (the reward models to evaluate)');
+  if (missing.length > 0 || !config.bestOfN || !config.rewardModels) {
+    throw new Error(`config "${config.name}" cannot run best-of-N; it lacks: ${missing.join('; ')}`);
+  }
+  const { localServer: _p, ...policy } = config.policy;
+  const { sampling, ...tables } = config.bestOfN;
+  return {
+    name: config.name,
+    policy,
+    prompt: resolvePrompt(config.prompt),
+    sampling,
+    steps: config.steps,
+    rewardModels: config.rewardModels.map(({ localServer: _r, ...model }) => model),
+    tables,
+    grader: config.grader,
+    python: config.python,
+    storeRoot: config.store.root,
+    taskQueues: config.temporal.taskQueues,
+  };
+}
+
+export const BestOfNResult = z.strictObject({
+  runDir: z.string(),
+  report: BonReport,
+  sampling: RaftIterationResult.shape.sampling,
+  /** summary.json (this result), report.html and table.md in the run folder. */
+  files: z.strictObject({ summary: z.string(), html: z.string(), markdown: z.string() }),
+});
+export type BestOfNResult = z.infer<typeof BestOfNResult>;
+
+/** Live progress of a best-of-N run, as the `progress` query returns it. */
+export const BestOfNProgress = z.strictObject({
+  stage: z.enum(['preparing', 'sampling', 'tables', 'done']),
+  shardsTotal: z.number().int(),
+  shardsSampled: z.number().int(),
+  promptsTotal: z.number().int(),
+  rewardModels: z.array(z.strictObject({ name: z.string(), shardsScored: z.number().int(), error: z.string().nullable() })),
+});
+export type BestOfNProgress = z.infer<typeof BestOfNProgress>;
+
+export function samplingTotals(shards: readonly SampleShardResult[]): BestOfNResult['sampling'] {
+  const sum = (f: (s: SampleShardResult) => number) => shards.reduce((n, s) => n + f(s), 0);
+  return { prompts: sum((s) => s.prompts), responses: sum((s) => s.responses), truncated: sum((s) => s.truncated), refused: sum((s) => s.refused), correct: sum((s) => s.correct) };
+}
+
+/** An ORM gives one score per response, which every aggregation leaves as it is: one table says it all. */
+export function aggregationsFor(kind: 'prm' | 'orm', aggregations: readonly Aggregation[]): Aggregation[] {
+  return kind === 'orm' ? aggregations.slice(0, 1) : [...aggregations];
+}
+
+/** A sampled prompt reduced to what the statistics read: each response's extracted answer and grade. */
+export interface SampledAnswers {
+  id: string;
+  responses: ReadonlyArray<{ extracted: string | null; correct: boolean }>;
+}
+
+/**
+ * One reward model's view of sampled prompts: response j of a prompt pairs with its j-th step-score list.
+ * A prompt without responses (refused by the policy server) adds nothing.
+ */
+export function scoredResponses(prompts: readonly SampledAnswers[], stepScores: ReadonlyMap<string, readonly number[][]>): ScoredResponse[] {
+  return prompts.flatMap((p) => {
+    const scores = stepScores.get(p.id) ?? [];
+    if (scores.length !== p.responses.length) {
+      throw new BadInputError(`prompt "${p.id}" has ${p.responses.length} responses but ${scores.length} score lists: the scores do not belong to these samples`);
+    }
+    return p.responses.map((r, j) => ({ problem_id: p.id, answer: r.extracted, correct: r.correct, step_scores: [...(scores[j] as number[])] }));
+  });
 }
 
 /** Whether the subset's pick is right, per method. */

@@ -1,7 +1,7 @@
 // The embedded stack on this machine: Temporal dev server, local model servers, a worker — started, checked, stopped.
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Config } from '../core/config.js';
+import type { Config, PrmConfig } from '../core/config.js';
 import { exists, writeFileAtomic } from '../store/files.js';
 import { isAlive, startBackground, stopBackground } from '../clients/process.js';
 import { connectClient, resolveTemporalTarget } from './temporal-connection.js';
@@ -58,18 +58,13 @@ export function stackParts(config: Config, configPath: string): StackPart[] {
       health: () => httpHealth(`http://127.0.0.1:${local.port}/health`),
     });
   }
-  const prm = config.prm?.localServer;
-  if (prm && config.prm) {
-    parts.push({
-      name: 'prm',
-      command: [
-        resolve(config.python), '-m', 'prm_raft.prm_server',
-        '--model', resolve(prm.checkpoint), '--served-model-name', config.prm.model,
-        '--host', '127.0.0.1', '--port', String(prm.port),
-      ],
-      url: `${config.prm.kind.toUpperCase()} "${config.prm.model}" at http://127.0.0.1:${prm.port}`,
-      health: () => httpHealth(`http://127.0.0.1:${prm.port}/health`),
-    });
+  if (config.prm?.localServer) parts.push(rewardServerPart('prm', config.prm, config.prm.localServer, config.python));
+  // The reward models compared by bon and compare: one server each, unless the prm part already serves it.
+  for (const model of config.rewardModels ?? []) {
+    const local = model.localServer;
+    const same = config.prm?.localServer;
+    if (!local || (same && same.port === local.port && resolve(same.checkpoint) === resolve(local.checkpoint))) continue;
+    parts.push(rewardServerPart(`rm-${model.name}`, model, local, config.python));
   }
   parts.push({
     name: 'worker',
@@ -91,6 +86,20 @@ export function stackParts(config: Config, configPath: string): StackPart[] {
     },
   });
   return parts;
+}
+
+/** A local PRM or ORM server (python-sft's prm_server), healthy once its model is loaded. */
+function rewardServerPart(name: string, prm: Pick<PrmConfig, 'model' | 'kind'>, local: { checkpoint: string; port: number }, python: string): StackPart {
+  return {
+    name,
+    command: [
+      resolve(python), '-m', 'prm_raft.prm_server',
+      '--model', resolve(local.checkpoint), '--served-model-name', prm.model,
+      '--host', '127.0.0.1', '--port', String(local.port),
+    ],
+    url: `${prm.kind.toUpperCase()} "${prm.model}" at http://127.0.0.1:${local.port}`,
+    health: () => httpHealth(`http://127.0.0.1:${local.port}/health`),
+  };
 }
 
 async function httpHealth(url: string): Promise<string | null> {
@@ -183,8 +192,10 @@ export async function stackDown(config: Config, log: (line: string) => void): Pr
   const dir = pidDir(config);
   if (!(await exists(dir))) return;
   const order = ['worker', 'policy', 'prm', 'temporal'];
+  // Reward model servers (rm-<name>) go down with the prm one.
+  const rank = (name: string) => order.indexOf(name.startsWith('rm-') ? 'prm' : name);
   const names = (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
-  names.sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  names.sort((a, b) => rank(a) - rank(b));
   for (const name of names) {
     const path = join(dir, `${name}.json`);
     const record = JSON.parse(await readFile(path, 'utf8')) as PidRecord;
