@@ -9,6 +9,7 @@ import { gradeCommand } from './grade.js';
 import { bonCommand } from './bon.js';
 import { dataCommand } from './data.js';
 import { compareCommand } from './compare.js';
+import { reportCommand } from './rebuild-report.js';
 import { labelCommand } from './label.js';
 import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
@@ -27,6 +28,7 @@ usage:
                                              one RAFT iteration: sample, PRM-score, select, SFT, evaluate
   prm-raft compare --config F [--policy CHECKPOINT_DIR] [--json] [--detach]
                                              one RAFT iteration per reward model from one sampling stage: Table 1
+  prm-raft report RUN [--config F]           rebuild a comparison's or best-of-N run's HTML report from its artifacts
   prm-raft resume RUN [--config F]           start a failed run again; finished stages are skipped
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
@@ -54,6 +56,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   grade: gradeCommand,
   bon: bonCommand,
   compare: compareCommand,
+  report: reportCommand,
   label: labelCommand,
   labels: labelsCommand,
   data: dataCommand,

@@ -1,9 +1,10 @@
 // What a finished run prints: the accuracy table of an evaluation, the before → after of an iteration.
 import type { BestOfNResult } from '../core/best-of-n.js';
+import type { ComparisonResult } from '../core/comparison.js';
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import type { LabelRunSummary } from '../core/labeling.js';
 import type { RaftIterationResult } from '../core/raft.js';
-import { bestOfNMarkdown } from '../report/markdown.js';
+import { bestOfNMarkdown, comparisonMarkdown } from '../report/markdown.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -64,9 +65,14 @@ export function formatBestOfN(r: BestOfNResult): string {
   );
 }
 
+export function formatComparison(r: ComparisonResult): string {
+  return `${comparisonMarkdown(r.table)}\nreport ${r.report.html}\n`;
+}
+
 /** The right report for whichever workflow finished. */
 export function formatResult(type: string, result: unknown): string {
   if (type === 'raftIteration') return formatIteration(result as RaftIterationResult);
+  if (type === 'comparePrms') return formatComparison(result as ComparisonResult);
   if (type === 'labelPrmData') return formatLabeling(result as LabelRunSummary);
   if (type === 'bestOfN') return formatBestOfN(result as BestOfNResult);
   return formatAccuracyTable(result as EvaluationSummary);

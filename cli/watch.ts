@@ -2,6 +2,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { BestOfNProgress } from '../core/best-of-n.js';
+import { CompareProgress } from '../core/comparison.js';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
 import { LabelHeartbeat, LabelProgress } from '../core/labeling.js';
 import { RaftProgress } from '../core/raft.js';
@@ -45,6 +46,13 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `${p.stage}: ${p.done}/${p.total} questions`, done: p.done, total: p.total };
   }
   if (type === 'labelPrmData') return labelingLine(handle);
+  if (type === 'comparePrms') {
+    const c = CompareProgress.parse(await handle.query('progress'));
+    if (c.stage === 'iterating') {
+      return { line: `iterating: ${c.finished}/${c.rewardModels} reward models done${c.failed ? `, ${c.failed} failed` : ''}`, done: c.finished + c.failed, total: c.rewardModels };
+    }
+    return { line: `${c.stage}: ${c.shardsSampled}/${c.shardsTotal} shards sampled`, done: c.shardsSampled, total: c.shardsTotal };
+  }
   if (type === 'bestOfN') return bestOfNLine(handle);
   const p = RaftProgress.parse(await handle.query('progress'));
   if (p.stage === 'sampling' || p.stage === 'preparing') {

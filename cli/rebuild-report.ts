@@ -1,0 +1,30 @@
+// prm-raft report RUN — rebuild a comparison's or best-of-N run's HTML report and tables from its stored artifacts.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeComparisonReportFiles } from '../activities/write-comparison-report.js';
+import { ComparisonResult } from '../core/comparison.js';
+import { runDir } from '../core/layout.js';
+import { exists, readJson } from '../store/files.js';
+import { DEFAULT_CONFIG, parseFlags } from './flags.js';
+import { loadConfig, UsageError } from './load-config.js';
+
+const USAGE = 'prm-raft report RUN [--config FILE]   (RUN: a run id, or its folder)';
+
+export async function reportCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(args, { config: { type: 'string', default: DEFAULT_CONFIG } }, USAGE);
+  const [run, ...extra] = positionals;
+  if (!run || extra.length > 0) throw new UsageError(`usage: ${USAGE}`);
+  const dir = (await stat(run).then((s) => s.isDirectory(), () => false)) ? run : runDir((await loadConfig(values.config)).store.root, run);
+  const summaryPath = join(dir, 'summary.json');
+  if (!(await exists(summaryPath))) {
+    throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
+  }
+  const summary = await readJson(summaryPath);
+  const comparison = ComparisonResult.safeParse(summary);
+  if (comparison.success) {
+    const files = await writeComparisonReportFiles({ runDir: dir, table: comparison.data.table, selected: comparison.data.selected });
+    process.stdout.write(`${files.html}\n`);
+    return 0;
+  }
+  throw new UsageError(`${summaryPath} is not the summary of a comparison or a best-of-N run; only those have reports`);
+}
