@@ -38,6 +38,8 @@ usage:
   prm-raft label export --run RUN --kind hard|soft|er [--eta ETA] --format math-shepherd|jsonl [--out FILE]
                                              a PRM training set from a finished run's counts (no sampling)
   prm-raft labels --k K --m M --eta ETA      a step's hard, soft and ER(η) labels from k of m completions, as JSON
+  prm-raft bon --config F [--json] [--detach]
+                                             best-of-N of every reward model on sampled test responses, with a report
   prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S]
                [--aggregate min|last|mean|prod] [--json]
                                              best-of-N, majority, weighted vote and pass@N from reward scores

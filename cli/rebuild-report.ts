@@ -2,8 +2,10 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeComparisonReportFiles } from '../activities/write-comparison-report.js';
+import { BestOfNResult } from '../core/best-of-n.js';
 import { ComparisonResult } from '../core/comparison.js';
 import { runDir } from '../core/layout.js';
+import { writeBestOfNReport } from '../report/write-report.js';
 import { exists, readJson } from '../store/files.js';
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
@@ -17,12 +19,24 @@ export async function reportCommand(args: string[]): Promise<number> {
   const dir = (await stat(run).then((s) => s.isDirectory(), () => false)) ? run : runDir((await loadConfig(values.config)).store.root, run);
   const summaryPath = join(dir, 'summary.json');
   if (!(await exists(summaryPath))) {
-    throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
+    const bestOfN = BestOfNResult.safeParse(summary);
+  if (bestOfN.success) {
+    const files = await writeBestOfNReport(dir, bestOfN.data.report);
+    process.stdout.write(`${files.html}\n`);
+    return 0;
+  }
+  throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
   }
   const summary = await readJson(summaryPath);
   const comparison = ComparisonResult.safeParse(summary);
   if (comparison.success) {
     const files = await writeComparisonReportFiles({ runDir: dir, table: comparison.data.table, selected: comparison.data.selected });
+    process.stdout.write(`${files.html}\n`);
+    return 0;
+  }
+  const bestOfN = BestOfNResult.safeParse(summary);
+  if (bestOfN.success) {
+    const files = await writeBestOfNReport(dir, bestOfN.data.report);
     process.stdout.write(`${files.html}\n`);
     return 0;
   }
