@@ -19,13 +19,7 @@ export async function reportCommand(args: string[]): Promise<number> {
   const dir = (await stat(run).then((s) => s.isDirectory(), () => false)) ? run : runDir((await loadConfig(values.config)).store.root, run);
   const summaryPath = join(dir, 'summary.json');
   if (!(await exists(summaryPath))) {
-    const bestOfN = BestOfNResult.safeParse(summary);
-  if (bestOfN.success) {
-    const files = await writeBestOfNReport(dir, bestOfN.data.report);
-    process.stdout.write(`${files.html}\n`);
-    return 0;
-  }
-  throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
+    throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
   }
   const summary = await readJson(summaryPath);
   const comparison = ComparisonResult.safeParse(summary);
