@@ -16,7 +16,9 @@ export async function reportCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, { config: { type: 'string', default: DEFAULT_CONFIG } }, USAGE);
   const [run, ...extra] = positionals;
   if (!run || extra.length > 0) throw new UsageError(`usage: ${USAGE}`);
-  const dir = (await stat(run).then((s) => s.isDirectory(), () => false)) ? run : runDir((await loadConfig(values.config)).store.root, run);
+  const isFolder = await stat(run).then((s) => s.isDirectory(), () => false);
+  if (!isFolder && run.includes('/')) throw new UsageError(`${run}: no such run folder`);
+  const dir = isFolder ? run : runDir((await loadConfig(values.config)).store.root, run);
   const summaryPath = join(dir, 'summary.json');
   if (!(await exists(summaryPath))) {
     throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
