@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Config, PrmConfig } from '../core/config.js';
 import { exists, writeFileAtomic } from '../store/files.js';
 import { isAlive, startBackground, stopBackground } from '../clients/process.js';
-import { connectClient, resolveTemporalTarget } from './temporal-connection.js';
+import { connectClient } from './temporal-connection.js';
 
 export interface StackPart {
   name: string;

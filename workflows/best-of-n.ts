@@ -3,11 +3,10 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { BestOfNInput, BestOfNProgress, BestOfNResult, FailedRewardModel } from '../core/best-of-n.js';
-import { planShards, type ShardPlan } from '../core/evaluation.js';
 import { runDir as runDirOf } from '../core/layout.js';
-import type { DatasetManifest } from '../core/manifests.js';
 import type { ScoreShardResult } from '../core/raft.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
+import { shardJobs } from './shard-plan.js';
 
 export const bestOfNProgressQuery = defineQuery<BestOfNProgress>('progress');
 
@@ -55,9 +54,7 @@ export async function bestOfN(input: BestOfNInput): Promise<BestOfNResult> {
     ),
   ]);
 
-  const jobs: Array<{ dataset: DatasetManifest; shard: ShardPlan }> = datasets.flatMap((dataset) =>
-    planShards(dataset.count, input.sampling.shardSize).map((shard) => ({ dataset, shard })),
-  );
+  const jobs = shardJobs(datasets, input.sampling.shardSize, 'bestOfN.sampling.shardSize');
   progress.stage = 'sampling';
   progress.shardsTotal = jobs.length;
   progress.promptsTotal = datasets.reduce((n, d) => n + d.count, 0);

@@ -5,7 +5,8 @@ import { runDir as runDirOf } from '../core/layout.js';
 import type { ArtifactManifest } from '../core/manifests.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { evaluatePolicy } from './evaluate-policy.js';
-import { evaluationInput, raftIteration, raftProxies, shardJobs, withInputPolicy } from './raft-iteration.js';
+import { evaluationInput, raftIteration, raftProxies, sampleShardInput, withInputPolicy } from './raft-iteration.js';
+import { shardJobs } from './shard-plan.js';
 
 export const compareProgressQuery = defineQuery<CompareProgress>('progress');
 
@@ -22,11 +23,11 @@ export async function comparePrms(input: ComparePrmsInput): Promise<ComparisonRe
   const [samples, before] = await withInputPolicy(input, serving, async (policy) => {
     const { fingerprint } = await quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens });
     const baseline = await startChild(evaluatePolicy, { workflowId: `${workflowId}-baseline`, args: [evaluationInput(input, policy)] });
-    const jobs = shardJobs(datasets, input.sampling.shardSize);
+    const jobs = shardJobs(datasets, input.sampling.shardSize, 'sampling.shardSize');
     progress.stage = 'sampling';
     progress.shardsTotal = jobs.length;
-    const sampled = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async ({ dataset, shard }) => {
-      const result = await shards.sampleShard({ ...input, policy, policyFingerprint: fingerprint, dataset, shard });
+    const sampled = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async (job) => {
+      const result = await shards.sampleShard(sampleShardInput(input, policy, fingerprint, job));
       progress.shardsSampled += 1;
       return result;
     });

@@ -1,14 +1,9 @@
 // Zero-shot CoT evaluation of a policy: prepare the sets, run shards in a sliding window, add them up.
 import { defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import {
-  combineShards,
-  planShards,
-  type EvaluatePolicyInput,
-  type EvaluationProgress,
-  type ShardPlan,
-} from '../core/evaluation.js';
-import type { DatasetAccuracy, DatasetManifest, EvaluationSummary } from '../core/manifests.js';
+import { combineShards, type EvaluatePolicyInput, type EvaluationProgress } from '../core/evaluation.js';
+import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
+import { shardJobs } from './shard-plan.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { EvaluationActivities } from '../activities/index.js';
 
@@ -38,11 +33,10 @@ export async function evaluatePolicy(input: EvaluatePolicyInput): Promise<Evalua
   );
   const { fingerprint } = await quick.checkPolicy({ policy: input.policy, maxTokens: input.evaluation.maxTokens });
 
-  const jobs: Array<{ dataset: DatasetManifest; shard: ShardPlan }> = [];
+  const jobs = shardJobs(datasets, input.evaluation.shardSize, 'evaluation.shardSize');
   for (const dataset of datasets) {
-    const plan = planShards(dataset.count, input.evaluation.shardSize);
-    progress.datasets.push({ name: dataset.name, total: dataset.count, shardsTotal: plan.length, shardsDone: 0, questionsDone: 0, correct: 0 });
-    for (const shard of plan) jobs.push({ dataset, shard });
+    const shardsTotal = jobs.filter((j) => j.dataset === dataset).length;
+    progress.datasets.push({ name: dataset.name, total: dataset.count, shardsTotal, shardsDone: 0, questionsDone: 0, correct: 0 });
   }
 
   progress.stage = 'sampling';

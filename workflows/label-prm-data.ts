@@ -2,11 +2,10 @@
 import { defineQuery, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { LabelShardCommon } from '../activities/label-shard.js';
-import { planShards, type ShardPlan } from '../core/evaluation.js';
 import { summarizeLabelShards, type LabelPrmDataInput, type LabelProgress, type LabelRunSummary } from '../core/labeling.js';
 import { runDir as runDirOf } from '../core/layout.js';
-import type { DatasetManifest } from '../core/manifests.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
+import { shardJobs } from './shard-plan.js';
 
 export const labelProgressQuery = defineQuery<LabelProgress>('progress');
 
@@ -45,12 +44,10 @@ export async function labelPrmData(input: LabelPrmDataInput): Promise<LabelRunSu
     generatorFingerprint: generator.fingerprint,
     completerFingerprint: completer.fingerprint,
   };
+  const jobs = shardJobs(datasets, input.labeling.shardSize, 'labeling.shardSize');
   // Before any shard runs: an export of an unfinished run can then name the shards it lacks.
   await quick.writeLabelPlan({ runDir, common, datasets });
 
-  const jobs: Array<{ dataset: DatasetManifest; shard: ShardPlan }> = datasets.flatMap((dataset) =>
-    planShards(dataset.count, input.labeling.shardSize).map((shard) => ({ dataset, shard })),
-  );
   progress.stage = 'labeling';
   progress.shardsTotal = jobs.length;
   progress.problemsTotal = datasets.reduce((n, d) => n + d.count, 0);

@@ -12,7 +12,9 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { EvaluatePolicyInput } from '../core/evaluation.js';
-import { planShards, type ShardPlan } from '../core/evaluation.js';
+import type { ShardPlan } from '../core/evaluation.js';
+import type { SampleShardInput } from '../activities/sample-shard.js';
+import { shardJobs } from './shard-plan.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
@@ -73,9 +75,15 @@ export async function withInputPolicy<T>(
   }
 }
 
-/** Every training-prompt shard of the datasets, in order. */
-export function shardJobs(datasets: DatasetManifest[], shardSize: number): Array<{ dataset: DatasetManifest; shard: ShardPlan }> {
-  return datasets.flatMap((dataset) => planShards(dataset.count, shardSize).map((shard) => ({ dataset, shard })));
+/** Only what sampling reads: the workflow's whole input in every shard's payload would bloat the history. */
+export function sampleShardInput(
+  input: Pick<RaftIterationInput, 'prompt' | 'sampling' | 'grader' | 'python' | 'storeRoot'>,
+  policy: RaftIterationInput['policy'],
+  policyFingerprint: string,
+  job: { dataset: DatasetManifest; shard: ShardPlan },
+): SampleShardInput {
+  const { prompt, sampling, grader, python, storeRoot } = input;
+  return { prompt, sampling, grader, python, storeRoot, policy, policyFingerprint, ...job };
 }
 
 export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
@@ -110,12 +118,12 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
         quick.checkPrm({ prm: input.prm }),
       ]);
       const evaluationBefore = await startChild(evaluatePolicy, { workflowId: `${workflowId}-before`, args: [evaluationInput(input, policy)] });
-      const jobs = shardJobs(datasets, input.sampling.shardSize);
+      const jobs = shardJobs(datasets, input.sampling.shardSize, 'sampling.shardSize');
       progress.stage = 'sampling';
       progress.shardsTotal = jobs.length;
       progress.promptsTotal = datasets.reduce((n, d) => n + d.count, 0);
-      const scored = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async ({ dataset, shard }) => {
-        const samples = await shards.sampleShard({ ...input, policy, policyFingerprint: fingerprint, dataset, shard });
+      const scored = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async (job) => {
+        const samples = await shards.sampleShard(sampleShardInput(input, policy, fingerprint, job));
         progress.shardsSampled += 1;
         // Scoring this shard overlaps with sampling the next ones.
         return scoreSamples(samples, prmFingerprint);
