@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm clean chromium
+.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm prm-comparison clean chromium
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -65,6 +65,26 @@ tiny-policy: tiny-data
 tiny-prm: $(VENV)/.installed
 	$(PY) -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0 \
 	  --train-problems 1500 --sample-problems 300 --test-problems 100 --steps 300 --threads 1
+
+# Issue 4's table: Monte-Carlo labels of 400 tinymath train problems through the embedded stack, exported as
+# hard, soft and ER(eta) labels, one tiny PRM per label kind plus an ORM, each scored on held-out policy samples
+# (step agreement with exact labels) and served for best-of-N. Long: about an hour on 2 cores.
+PRM_CMP := runs/prm-comparison
+PRM_ETAS := 0.1 1 2 5 10
+prm-comparison: setup build
+	node bin/prm-raft.js dev up --config configs/tiny.yaml
+	mkdir -p $(PRM_CMP)/labels
+	node bin/prm-raft.js label --config configs/tiny.yaml --json > $(PRM_CMP)/label-run.json
+	run=$$(node -p "require('./$(PRM_CMP)/label-run.json').runDir"); \
+	for kind in hard soft; do node bin/prm-raft.js label export --run $$run --kind $$kind --format jsonl --out $(PRM_CMP)/labels/$$kind.jsonl; done; \
+	for eta in $(PRM_ETAS); do node bin/prm-raft.js label export --run $$run --kind er --eta $$eta --format jsonl --out $(PRM_CMP)/labels/er-$$eta.jsonl; done
+	cd python-sft && .venv/bin/python -m prm_raft.compare_tiny_prms --policy ../models/tinymath-policy --data ../data/tinymath \
+	  --out ../$(PRM_CMP)/models --test-problems 200 --threads 1 --orm orm=../$(PRM_CMP)/labels/hard.jsonl \
+	  --train hard=../$(PRM_CMP)/labels/hard.jsonl --train soft=../$(PRM_CMP)/labels/soft.jsonl \
+	  $(foreach eta,$(PRM_ETAS),--train er-$(eta)=../$(PRM_CMP)/labels/er-$(eta).jsonl) > ../$(PRM_CMP)/step_metrics.md
+	for f in $(PRM_CMP)/models/bon/*.scores.jsonl; do echo "## $$(basename $$f .scores.jsonl)"; \
+	  node bin/prm-raft.js bon --scores $$f --n 1,4,8,16 --draws 20; done > $(PRM_CMP)/best_of_n.md
+	@cat $(PRM_CMP)/step_metrics.md $(PRM_CMP)/best_of_n.md
 
 clean:
 	rm -rf dist node_modules .tools $(VENV)
