@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm prm-comparison clean chromium
+.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm prm-comparison tiny-compare clean chromium
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -79,12 +79,19 @@ prm-comparison: setup build
 	for kind in hard soft; do node bin/prm-raft.js label export --run $$run --kind $$kind --format jsonl --out $(PRM_CMP)/labels/$$kind.jsonl; done; \
 	for eta in $(PRM_ETAS); do node bin/prm-raft.js label export --run $$run --kind er --eta $$eta --format jsonl --out $(PRM_CMP)/labels/er-$$eta.jsonl; done
 	cd python-sft && .venv/bin/python -m prm_raft.compare_tiny_prms --policy ../models/tinymath-policy --data ../data/tinymath \
-	  --out ../$(PRM_CMP)/models --test-problems 200 --threads 1 --orm orm=../$(PRM_CMP)/labels/hard.jsonl \
+	  --out ../$(PRM_CMP) --test-problems 200 --threads 1 --orm orm=../$(PRM_CMP)/labels/hard.jsonl \
 	  --train hard=../$(PRM_CMP)/labels/hard.jsonl --train soft=../$(PRM_CMP)/labels/soft.jsonl \
-	  $(foreach eta,$(PRM_ETAS),--train er-$(eta)=../$(PRM_CMP)/labels/er-$(eta).jsonl) > ../$(PRM_CMP)/step_metrics.md
-	for f in $(PRM_CMP)/models/bon/*.scores.jsonl; do echo "## $$(basename $$f .scores.jsonl)"; \
+	  $(foreach eta,$(PRM_ETAS),--train er-$(eta)=../$(PRM_CMP)/labels/er-$(eta).jsonl)
+	for f in $(PRM_CMP)/bon/*.scores.jsonl; do echo "## $$(basename $$f .scores.jsonl)"; \
 	  node bin/prm-raft.js bon --scores $$f --n 1,4,8,16 --draws 20; done > $(PRM_CMP)/best_of_n.md
 	@cat $(PRM_CMP)/step_metrics.md $(PRM_CMP)/best_of_n.md
+
+# Issue 5's tables on tinymath: RAFT with each of those reward models against the untuned policy, then their
+# best-of-N, through the embedded stack. Needs `make prm-comparison` first.
+tiny-compare: setup build
+	node bin/prm-raft.js dev up --config configs/tiny-compare.yaml
+	node bin/prm-raft.js compare --config configs/tiny-compare.yaml
+	node bin/prm-raft.js bon --config configs/tiny-compare.yaml
 
 clean:
 	rm -rf dist node_modules .tools $(VENV)
