@@ -2,11 +2,10 @@
 // or from reward scores computed elsewhere (--scores).
 import { BonOptions, bestOfNInputFromConfig, bestOfNTable, bonTableMarkdown, ScoredResponse, type BonTable } from '../core/best-of-n.js';
 import { formatIssues } from '../core/parse-config.js';
-import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
 import { readJsonlLines } from '../store/files.js';
 import { parseFlags } from './flags.js';
-import { loadConfig, UsageError } from './load-config.js';
-import { newWorkflowId, startAndFollow } from './run-workflow.js';
+import { UsageError } from './load-config.js';
+import { startFromConfig } from './run-workflow.js';
 
 const USAGE = `prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S] [--aggregate min|last|mean|prod] [--json]
        prm-raft bon --config FILE [--json] [--detach]`;
@@ -54,16 +53,8 @@ export async function bonCommand(args: string[]): Promise<number> {
 }
 
 /** Starts the bestOfN workflow and follows it; the tables come at the end. */
-async function bonFromConfig(path: string, opts: { json: boolean; detach: boolean }): Promise<number> {
-  const config = await loadConfig(path);
-  let input;
-  try {
-    input = bestOfNInputFromConfig(config);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const client = await connectClient(resolveTemporalTarget(config.temporal));
-  return startAndFollow(client, { type: 'bestOfN', workflowId: newWorkflowId('bon', config.name), taskQueue: config.temporal.taskQueues.cpu, input }, opts);
+function bonFromConfig(path: string, opts: { json: boolean; detach: boolean }): Promise<number> {
+  return startFromConfig(path, { type: 'bestOfN', idPrefix: 'bon', inputOf: bestOfNInputFromConfig }, opts);
 }
 
 /** Reads and validates every line before computing: a bad line is a UsageError naming file and line. */

@@ -1,9 +1,8 @@
 // prm-raft eval — start evaluatePolicy and follow it.
 import { evaluatePolicyInputFromConfig } from '../core/evaluation.js';
-import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
 import { parseFlags } from './flags.js';
-import { loadConfig, UsageError } from './load-config.js';
-import { newWorkflowId, startAndFollow } from './run-workflow.js';
+import { UsageError } from './load-config.js';
+import { startFromConfig } from './run-workflow.js';
 
 const USAGE = 'prm-raft eval --config FILE [--policy MODEL] [--json] [--detach]';
 
@@ -14,11 +13,5 @@ export async function evalCommand(args: string[]): Promise<number> {
     USAGE,
   );
   if (!values.config || positionals.length > 0) throw new UsageError(`usage: ${USAGE}`);
-  const config = await loadConfig(values.config);
-  const client = await connectClient(resolveTemporalTarget(config.temporal));
-  return startAndFollow(
-    client,
-    { type: 'evaluatePolicy', workflowId: newWorkflowId('eval', config.name), taskQueue: config.temporal.taskQueues.cpu, input: evaluatePolicyInputFromConfig(config, values.policy) },
-    { json: values.json, detach: values.detach },
-  );
+  return startFromConfig(values.config, { type: 'evaluatePolicy', idPrefix: 'eval', inputOf: (c) => evaluatePolicyInputFromConfig(c, values.policy) }, values);
 }

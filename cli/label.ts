@@ -6,11 +6,10 @@ import { ExportFormat } from '../core/label-export.js';
 import { labelPrmDataInputFromConfig } from '../core/labeling.js';
 import { LabelKind } from '../core/labels.js';
 import { runDir } from '../core/layout.js';
-import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
 import { exportLabels } from '../store/label-export.js';
 import { DEFAULT_CONFIG, etaFlag, joinNegativeNumbers, parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
-import { newWorkflowId, startAndFollow } from './run-workflow.js';
+import { startFromConfig } from './run-workflow.js';
 
 const USAGE = 'prm-raft label --config FILE [--json] [--detach]';
 const EXPORT_USAGE =
@@ -24,19 +23,7 @@ export async function labelCommand(args: string[]): Promise<number> {
     USAGE,
   );
   if (!values.config || positionals.length > 0) throw new UsageError(`usage: ${USAGE}\n   or: ${EXPORT_USAGE}`);
-  const config = await loadConfig(values.config);
-  let input;
-  try {
-    input = labelPrmDataInputFromConfig(config);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const client = await connectClient(resolveTemporalTarget(config.temporal));
-  return startAndFollow(
-    client,
-    { type: 'labelPrmData', workflowId: newWorkflowId('label', config.name), taskQueue: config.temporal.taskQueues.cpu, input },
-    { json: values.json, detach: values.detach },
-  );
+  return startFromConfig(values.config, { type: 'labelPrmData', idPrefix: 'label', inputOf: labelPrmDataInputFromConfig }, values);
 }
 
 async function exportCommand(args: string[]): Promise<number> {

@@ -1,6 +1,10 @@
 // Starting a workflow from the command line and following it: shared by eval, iterate and resume.
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import type { Config } from '../core/config.js';
+import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
+import { loadConfig, UsageError } from './load-config.js';
 import { formatResult } from './report.js';
 import { watchRun } from './watch.js';
 
@@ -32,4 +36,30 @@ export async function follow(client: Client, workflowId: string, json: boolean):
   if (outcome.kind === 'detached') return 0;
   process.stdout.write(json ? `${JSON.stringify(outcome.result, null, 2)}\n` : formatResult(outcome.type, outcome.result));
   return 0;
+}
+
+/** Loads the config, builds the workflow's input from it (what it lacks is a usage error), starts it and follows it. */
+export async function startFromConfig(
+  configPath: string,
+  workflow: { type: string; idPrefix: string; inputOf: (config: Config) => unknown },
+  opts: FollowOptions,
+): Promise<number> {
+  const config = await loadConfig(configPath);
+  let input;
+  try {
+    input = workflow.inputOf(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const client = await connectClient(resolveTemporalTarget(config.temporal));
+  const workflowId = newWorkflowId(workflow.idPrefix, config.name);
+  return startAndFollow(client, { type: workflow.type, workflowId, taskQueue: config.temporal.taskQueues.cpu, input }, opts);
+}
+
+/** `--policy CHECKPOINT_DIR`: the pipeline serves that checkpoint itself, so it must be a directory. */
+export async function checkpointFlag(path: string | undefined): Promise<string | undefined> {
+  if (path !== undefined && !(await stat(path).then((s) => s.isDirectory(), () => false))) {
+    throw new UsageError(`--policy: ${path} is not a checkpoint directory (the pipeline serves it itself for sampling and evaluation)`);
+  }
+  return path;
 }
