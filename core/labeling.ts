@@ -99,11 +99,8 @@ export function stepCounts(stepsTotal: number, completions: ReadonlyMap<number, 
   return counts;
 }
 
-export const LabelShardResult = ArtifactManifest.extend({
-  dataset: z.string(),
-  shard: z.number().int(),
-  start: z.number().int(),
-  end: z.number().int(),
+/** What a shard, or a whole run, labeled. */
+const LabelCounts = z.strictObject({
   problems: z.number().int(),
   solutions: z.number().int(),
   correctSolutions: z.number().int(),
@@ -112,6 +109,15 @@ export const LabelShardResult = ArtifactManifest.extend({
   completions: z.number().int(),
   /** Solutions left out because a prefix was refused. */
   incomplete: z.number().int(),
+});
+type LabelCounts = z.infer<typeof LabelCounts>;
+
+export const LabelShardResult = ArtifactManifest.extend({
+  dataset: z.string(),
+  shard: z.number().int(),
+  start: z.number().int(),
+  end: z.number().int(),
+  ...LabelCounts.shape,
   cached: z.boolean(),
 });
 export type LabelShardResult = z.infer<typeof LabelShardResult>;
@@ -128,30 +134,15 @@ export const LabelRunSummary = z.strictObject({
   generator: z.string(),
   completer: z.string(),
   shards: z.array(LabelShardResult),
-  problems: z.number().int(),
-  solutions: z.number().int(),
-  correctSolutions: z.number().int(),
-  steps: z.number().int(),
-  completions: z.number().int(),
-  incomplete: z.number().int(),
+  ...LabelCounts.shape,
 });
 export type LabelRunSummary = z.infer<typeof LabelRunSummary>;
 
 export function summarizeLabelShards(runDir: string, input: LabelPrmDataInput, shards: LabelShardResult[]): LabelRunSummary {
-  const sum = (f: (s: LabelShardResult) => number) => shards.reduce((n, s) => n + f(s), 0);
-  return {
-    kind: 'labels',
-    runDir,
-    generator: input.generator.model,
-    completer: input.completer.model,
-    shards,
-    problems: sum((s) => s.problems),
-    solutions: sum((s) => s.solutions),
-    correctSolutions: sum((s) => s.correctSolutions),
-    steps: sum((s) => s.steps),
-    completions: sum((s) => s.completions),
-    incomplete: sum((s) => s.incomplete),
-  };
+  const totals = Object.fromEntries(
+    Object.keys(LabelCounts.shape).map((k) => [k, shards.reduce((n, s) => n + s[k as keyof LabelCounts], 0)]),
+  ) as LabelCounts;
+  return { kind: 'labels', runDir, generator: input.generator.model, completer: input.completer.model, shards, ...totals };
 }
 
 export const LabelProgress = z.strictObject({
