@@ -70,7 +70,7 @@ tiny-prm: $(VENV)/.installed
 # hard, soft and ER(eta) labels, one tiny PRM per label kind plus an ORM, each scored on held-out policy samples
 # (step agreement with exact labels) and served for best-of-N. Long: about an hour on 2 cores.
 PRM_CMP := runs/prm-comparison
-PRM_ETAS := 0.1 1 2 5 10
+PRM_ETAS := 2 0.1 1 5 10
 prm-comparison: setup build
 	node bin/prm-raft.js dev up --config configs/tiny.yaml
 	mkdir -p $(PRM_CMP)/labels
