@@ -1,12 +1,15 @@
 // Stage: the top-ranked response per prompt becomes the SFT set; the stats say how good the pick was.
 import { Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aggregateStepScores } from '../core/aggregate.js';
 import { cacheDir } from '../core/layout.js';
+import type { ArtifactManifest } from '../core/manifests.js';
 import { renderPrompt } from '../core/prompts.js';
 import { SelectionResult, type RaftIterationInput, type SampleShardResult, type ScoreShardResult } from '../core/raft.js';
 import { emptySelectionStats, mergeSelectionStats, selectionStatsOf, selectTopResponse, type Candidate } from '../core/selection.js';
-import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, readJsonlLines, toJsonl, writeFileAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 import type { SampledPrompt } from './sample-shard.js';
 import type { ScoredPrompt } from './score-shard.js';
@@ -32,9 +35,12 @@ export async function selectResponses(input: SelectResponsesInput): Promise<Sele
 
     const ctx = Context.current();
     let stats = emptySelectionStats();
-    const sft: Array<{ prompt: string; completion: string }> = [];
-    const selected: unknown[] = [];
+    // Written shard by shard, so memory does not grow with the number of prompts.
+    const sftOut = await jsonlOutput(dir, 'sft');
+    const selectedOut = await jsonlOutput(dir, 'selected');
     for (const [i, { samples, scores }] of input.shards.entries()) {
+      const sft: Array<{ prompt: string; completion: string }> = [];
+      const selected: unknown[] = [];
       const scoresById = new Map<string, number[][]>();
       for await (const { text } of readJsonlLines(scores.uri)) {
         const s = JSON.parse(text) as ScoredPrompt;
@@ -57,19 +63,35 @@ export async function selectResponses(input: SelectResponsesInput): Promise<Sele
         sft.push({ prompt: renderPrompt(input.prompt, p.question), completion: p.responses[best.index]?.text ?? '' });
         selected.push({ id: p.id, index: best.index, score: Number.isNaN(best.score) ? null : best.score, correct: best.correct, extracted: best.extracted });
       }
+      await sftOut.append(sft);
+      await selectedOut.append(selected);
       ctx.heartbeat({ shardsDone: i + 1, shardsTotal: input.shards.length });
     }
-    const sftText = toJsonl(sft);
-    const selectedText = toJsonl(selected);
-    const result: SelectionResult = {
-      sftData: { uri: join(dir, 'sft.jsonl'), count: sft.length, sha256: sha256(sftText) },
-      selected: { uri: join(dir, 'selected.jsonl'), count: selected.length, sha256: sha256(selectedText) },
-      stats,
-      cached: false,
-    };
-    await writeFileAtomic(result.sftData.uri, sftText);
-    await writeFileAtomic(result.selected.uri, selectedText);
+    const result: SelectionResult = { sftData: await sftOut.close(), selected: await selectedOut.close(), stats, cached: false };
     await writeFileAtomic(resultPath, JSON.stringify(result, null, 2));
     return result;
   });
+}
+
+/** `NAME.jsonl` in `dir`, appended to under a scratch name and hashed as it grows; `close` renames it into place whole. */
+async function jsonlOutput(dir: string, name: string) {
+  const uri = join(dir, `${name}.jsonl`);
+  const scratch = join(dir, `${name}.partial.jsonl`);
+  await mkdir(dir, { recursive: true });
+  // Truncated first: lines left by an attempt that died are not this attempt's.
+  await writeFile(scratch, '');
+  const hash = createHash('sha256');
+  let count = 0;
+  return {
+    async append(records: readonly unknown[]): Promise<void> {
+      const text = toJsonl(records);
+      hash.update(text);
+      count += records.length;
+      await appendFile(scratch, text);
+    },
+    async close(): Promise<ArtifactManifest> {
+      await rename(scratch, uri);
+      return { uri, count, sha256: hash.digest('hex') };
+    },
+  };
 }

@@ -77,6 +77,8 @@ async function main() {
     const selection = await run(selectResponses, { selection: input.selection, prompt: input.prompt, storeRoot: input.storeRoot, aggregation: 'min', shards });
     const seconds = (performance.now() - t) / 1000;
     const responses = shards.reduce((n, s) => n + s.samples.responses, 0);
+    // Each response is sampled and then scored: the stubs' combined capacity is both of them in a row.
+    const bothRaw = 1 / (1 / policyRaw + 1 / prmRaw);
     const report = {
       prompts: PROMPTS,
       n: N,
@@ -85,6 +87,8 @@ async function main() {
       pipelineResponsesPerSecond: Math.round(responses / seconds),
       policyStubRawResponsesPerSecond: Math.round(policyRaw),
       prmStubRawResponsesPerSecond: Math.round(prmRaw),
+      bothStubsRawResponsesPerSecond: Math.round(bothRaw),
+      pipelineShareOfBothStubs: Number((responses / seconds / bothRaw).toFixed(2)),
       keptPrompts: selection.stats.kept,
       peakRssMiB: Math.round(memory.stop() / 2 ** 20),
     };

@@ -28,7 +28,8 @@ never one process per answer); each child grades on its main thread and streams 
 per answer. A math-verify exception or timeout on one item makes that item incorrect, never the
 batch; so does a child that dies or hangs on an item (sympy stuck in C code ignores alarms): the
 parent kills it, marks that one item incorrect and starts a fresh child on the rest of the shard.
-Small batches on the main thread are graded in-process (a child needs ~3 s to import sympy).
+Answers that need no math-verify (tinymath, gsm8k numbers: no sympy runs) and small batches on the
+main thread are graded in-process (a child needs ~3 s to import sympy).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import threading
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 KINDS = ("math", "gsm8k", "tinymath")
 
@@ -387,10 +388,39 @@ def _reference_number(reference: str) -> str | None:
     return n if is_num else None
 
 
+class _NeedsMathVerify(BaseException):
+    """The fast pass met an answer only math-verify can judge (not an Exception: nothing swallows it)."""
+
+
+def _defer_to_math_verify(reference: str, answer: str) -> bool:
+    raise _NeedsMathVerify
+
+
 def grade_one(item: dict[str, Any]) -> dict[str, Any]:
     """Grade one validated item; never raises for a bad prediction."""
     from math_verify.errors import TimeoutException
 
+    return _grade(item, math_equal, (Exception, TimeoutException))
+
+
+def grade_without_math_verify(item: dict[str, Any]) -> dict[str, Any] | None:
+    """grade_one's result when it needs no math-verify (tinymath, gsm8k numbers), else None.
+
+    The same code as grade_one up to the first math-verify call, so the same result; no sympy runs,
+    so it is safe on any thread and needs no worker process to guard it.
+    """
+    try:
+        return _grade(item, _defer_to_math_verify, (Exception,))
+    except _NeedsMathVerify:
+        return None
+
+
+def _grade(
+    item: dict[str, Any],
+    equal: Callable[[str, str], bool],
+    wrong: tuple[type[BaseException], ...],
+) -> dict[str, Any]:
+    """Grade with ``equal`` for LaTeX comparisons; an exception in ``wrong`` makes the answer incorrect."""
     kind = item["kind"]
     prediction = item["prediction"]
     reference = str(item["reference"])
@@ -404,7 +434,7 @@ def grade_one(item: dict[str, Any]) -> dict[str, Any]:
                 if is_num and ref_num is not None:
                     correct = to_fraction(extracted) == to_fraction(ref_num)
                 else:
-                    correct = math_equal(ref_num if ref_num is not None else reference, extracted)
+                    correct = equal(ref_num if ref_num is not None else reference, extracted)
         elif kind == "tinymath":
             extracted = extract_tinymath(prediction)
             ref = _reference_number(reference)
@@ -415,12 +445,12 @@ def grade_one(item: dict[str, Any]) -> dict[str, Any]:
         elif kind == "math":
             extracted = extract_math(prediction)
             if extracted is not None:
-                correct = math_equal(reference, extracted)
+                correct = equal(reference, extracted)
         else:  # validated before; kept for direct callers
             raise BadInput(f"unknown kind {kind!r}")
     except BadInput:
         raise
-    except (Exception, TimeoutException):
+    except wrong:
         correct = False
     out = dict(item)
     out["extracted"] = extracted
@@ -624,20 +654,32 @@ def grade_items(
 ) -> list[dict[str, Any]]:
     """Grade a batch; returns each item plus ``extracted`` and ``correct``, in input order.
 
-    Raises BadInput if an item is malformed. By default a small batch on the main thread is graded
-    in-process; otherwise the batch is cut into one contiguous shard per worker process
-    (``workers`` defaults to min(cpus, 4)); a child stuck or dead on an item costs that item only.
+    Raises BadInput if an item is malformed. By default the answers that need no math-verify
+    (tinymath, gsm8k numbers) are graded in-process, and of the rest a small batch on the main thread
+    too; otherwise the rest is cut into one contiguous shard per worker process (``workers`` defaults
+    to min(cpus, 4)); a child stuck or dead on an item costs that item only. ``in_process`` True or
+    False grades the whole batch in-process or in workers.
     """
     for i, item in enumerate(items):
         problem = validate_item(item)
         if problem:
             raise BadInput(f"item {i}: {problem}")
+    if in_process is not None:
+        return _grade_batch(items, workers, in_process)
+    # A worker would cost a process and the ~3 s math-verify import for answers that need neither.
+    fast = [grade_without_math_verify(item) for item in items]
+    rest = [item for item, g in zip(items, fast) if g is None]
+    on_main = threading.current_thread() is threading.main_thread()
+    slow = iter(_grade_batch(rest, workers, on_main and len(rest) <= IN_PROCESS_MAX))
+    return [g if g is not None else next(slow) for g in fast]
+
+
+def _grade_batch(items: list[dict[str, Any]], workers: int | None, in_process: bool) -> list[dict[str, Any]]:
+    """Grade validated items in-process (main thread only) or in shard worker processes."""
     if not items:
         return []
     workers = default_workers() if workers is None else max(1, int(workers))
     on_main = threading.current_thread() is threading.main_thread()
-    if in_process is None:
-        in_process = on_main and len(items) <= IN_PROCESS_MAX
     if in_process:
         if not on_main:
             raise RuntimeError("in-process grading needs the main thread (math-verify uses signal.alarm)")

@@ -20,6 +20,7 @@ from prm_raft.grade import (
     boxed_contents,
     extract,
     grade_items,
+    grade_without_math_verify,
     math_spans,
     read_items,
     to_fraction,
@@ -177,6 +178,38 @@ def test_grading_case(case, graded_cases):
         assert got["extracted"] == extracted
 
 
+def _fast_verdicts(items):
+    return {it["id"]: grade_without_math_verify(it) for it in items}
+
+
+def test_fast_pass_gives_the_math_verify_verdict_or_defers(graded_cases):
+    """Answers graded without math-verify get exactly grade_one's result; a MATH answer always goes to
+    math-verify (unless there is none to extract)."""
+    fast = _fast_verdicts({"id": c[0], "kind": c[1], "prediction": c[2], "reference": c[3]} for c in CASES)
+    assert {i: g for i, g in fast.items() if g is not None} == {i: graded_cases[i] for i, g in fast.items() if g is not None}
+    assert all(fast[c[0]] is None for c in CASES if c[1] == "math" and graded_cases[c[0]]["extracted"] is not None)
+    assert all(fast[c[0]] is not None for c in CASES if c[1] == "tinymath")
+    assert any(c[1] == "gsm8k" and fast[c[0]] is None for c in CASES)  # a LaTeX answer such as \frac{35}{2}
+
+
+def test_default_grading_of_numbers_starts_no_worker_and_imports_no_math_verify():
+    """A large batch of tinymath and plain gsm8k numbers is graded in-process, without sympy."""
+    code = (
+        "import json, sys\n"
+        "from prm_raft.grade import grade_items\n"
+        "items = [{'kind': 'tinymath', 'prediction': f'{i} + 1 = {i + 1}\\n#### {i + 1}', 'reference': str(i + i % 2)} for i in range(200)]\n"
+        "items += [{'kind': 'gsm8k', 'prediction': 'It costs 1000 + 200 = $1,200.', 'reference': '1200'}] * 100\n"
+        "graded = grade_items(items, workers=2)\n"
+        "print(json.dumps([sum(g['correct'] for g in graded), 'math_verify' in sys.modules]))\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PY_ROOT), env.get("PYTHONPATH")) if p)
+    env["PRM_RAFT_GRADE_FAULT"] = "crash:+"  # a worker would die on every answer
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [200, False]
+
+
 # ---------------------------------------------------------------------------------------------
 # Real model outputs (openai/grade-school-math example_model_solutions, MIT): agree with OpenAI's
 # own is_correct verdict on every solution, including decimals a rounding grader would accept.
@@ -209,6 +242,8 @@ def test_gsm8k_real_model_outputs_match_openai_verdicts():
     graded = grade_items(items, in_process=True)
     wrong = [(g["id"], g["extracted"], g["expected"]) for g in graded if g["correct"] != g["expected"]]
     assert wrong == []
+    fast = _fast_verdicts(items)
+    assert [g for g in graded if fast[g["id"]] is not None] == [g for g in fast.values() if g is not None]
     # The rounding trap from DESIGN.md section 8 is in the fixture: 6.75 and 3.75 must stay wrong.
     by_id = {g["id"]: g for g in graded}
     assert by_id["L857/6b_finetuning"]["extracted"] == "6.75"
