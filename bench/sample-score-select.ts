@@ -3,7 +3,7 @@
 // Usage: node dist/bench/sample-score-select.js [--prompts 10000] [--n 16] [--shard 500] [--width 4]
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +95,7 @@ async function main() {
     console.log(JSON.stringify(report, null, 2));
   } finally {
     stubs.kill();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
