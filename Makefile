@@ -53,6 +53,7 @@ demo: setup build
 bench: setup build
 	node dist/bench/sample-score-select.js --prompts 2000
 	node dist/bench/sample-score-select.js --prompts 10000
+	node dist/bench/label.js --problems 500
 
 # Regenerate the embedded task's data and the shipped tiny policy (deterministic).
 tiny-data: $(VENV)/.installed
