@@ -17,7 +17,12 @@ model is fine-tuned from the policy (``--policy``; from scratch with ``--policy 
 :mod:`prm_raft.prm_train`. Held-out evaluation: the same kinds of solutions built from the TEST split (policy
 samples and corruptions), scored through :class:`prm_raft.prm_server.PrmScorer` (what the server runs): step
 accuracy, step AUC against the exact labels, and the solution-level AUC of the min step score against final
-correctness. The results and the exact regenerate command go into the checkpoint's README.md and
+correctness; the paired probe (:func:`paired_probe`); and WITHIN-PROMPT selection (:func:`selection_eval`, what RAFT
+lives on): ``--selection-samples`` policy samples for each of the first ``--selection-problems`` test problems, the share
+of problems whose highest-scoring response is right, next to a random pick and the oracle (``--selection-compare DIR``
+adds another checkpoint, e.g. the ORM, on the same samples). Data options: ``--corruption-kinds`` (which corruptions
+are drawn, repetition = weight) and ``--after-error drop`` (cut each training solution after its first wrong step).
+The results and the exact regenerate command go into the checkpoint's README.md and
 ``tiny_prm_eval.json``. The checkpoint appears atomically. Deterministic for a given seed on a given machine.
 """
 
@@ -206,12 +211,29 @@ def make_rows(record: dict, solutions: list[list[str]], source: str) -> list[dic
     return rows
 
 
-def synthetic_solutions(record: dict, rng: random.Random, n_corrupt: int, with_reference: bool) -> list[list[str]]:
+def synthetic_solutions(
+    record: dict, rng: random.Random, n_corrupt: int, with_reference: bool, kinds: tuple[str, ...] = CORRUPTIONS
+) -> list[list[str]]:
+    """The reference (optional) and `n_corrupt` corruptions, their kinds drawn without replacement from `kinds`
+    (a kind listed twice is drawn up to twice: repetition is a weight)."""
     ref = Reference.from_solution(record["solution"], record["answer"])
     sols = [split_steps(record["solution"])] if with_reference else []
-    for kind in rng.sample(CORRUPTIONS, k=min(n_corrupt, len(CORRUPTIONS))):
+    for kind in rng.sample(kinds, k=min(n_corrupt, len(kinds))):
         sols.append(corrupt(ref, kind, rng))
     return sols
+
+
+def drop_after_first_error(rows: list[dict]) -> list[dict]:
+    """Each solution cut after its first wrong step (labels 1..1 0). The steps after it are 0 by definition and
+    teach nothing but "later steps are worse" (the position shortcut); the causal model cannot see that they were
+    cut, and a response's min step score is at most its first wrong step's score anyway."""
+    out = []
+    for r in rows:
+        if 0.0 in r["labels"]:
+            k = r["labels"].index(0.0) + 1
+            r = {**r, "steps": r["steps"][:k], "labels": r["labels"][:k]}
+        out.append(r)
+    return out
 
 
 def build_rows(
@@ -220,12 +242,13 @@ def build_rows(
     policy_samples: list[list[str]] | None,
     n_corrupt: int,
     with_reference: bool,
+    kinds: tuple[str, ...] = CORRUPTIONS,
 ) -> list[dict]:
     rows: list[dict] = []
     for i, r in enumerate(records):
         if policy_samples is not None and i < len(policy_samples):
             rows += make_rows(r, [split_steps(t) for t in policy_samples[i]], "policy")
-        rows += make_rows(r, synthetic_solutions(r, rng, n_corrupt, with_reference), "synthetic")
+        rows += make_rows(r, synthetic_solutions(r, rng, n_corrupt, with_reference, kinds), "synthetic")
     return rows
 
 
@@ -307,6 +330,56 @@ def paired_probe(model_dir: Path, records: list[dict], kind: str, seed: int) -> 
     }
 
 
+def selection_eval(model_dir: Path, records: list[dict], samples: list[list[str]], batch: int = 64) -> dict[str, Any]:
+    """What RAFT (and best-of-N) lives on: WITHIN-PROMPT selection. For each record, its policy samples (`samples[i]`,
+    all for the same prompt) are scored, each response by its min step score (an ORM: its one score), and the response
+    with the highest score is picked (ties: the mean correctness over the tied responses, i.e. a fair random tie-break).
+    Returns the share of problems whose pick is correct, next to a random pick (the mean correct rate), the oracle
+    (any sample correct), and the pick of the SHORTEST response (fewest steps; what a score that only falls with the
+    step position picks). ``decisive`` restricts to the problems with at least one right and one wrong sample, where
+    the choice matters. An empty response is never picked over a non-empty one."""
+    from prm_raft.prm_server import PrmScorer
+
+    scorer = PrmScorer(model_dir)
+    items = [(ri, si, split_steps(t)) for ri, ss in enumerate(samples) for si, t in enumerate(ss)]
+    scored = [x for x in items if x[2]]
+    flat: list[float] = []
+    for s in range(0, len(scored), batch):
+        flat += [min(sc) for sc in scorer.score([(records[ri]["question"], st) for ri, _, st in scored[s : s + batch]])]
+    by_key = {(ri, si): v for (ri, si, _), v in zip(scored, flat)}
+
+    def pick(keys: list[float], correct: list[int]) -> float:
+        best = max(keys)
+        tied = [c for k, c in zip(keys, correct) if k == best]
+        return sum(tied) / len(tied)
+
+    picked, shortest, rand, oracle, decisive = [], [], [], [], []
+    for ri, ss in enumerate(samples):
+        if not ss:
+            continue
+        correct = [outcome_label(split_steps(t), records[ri]["answer"]) for t in ss]
+        keys = [by_key.get((ri, si), float("-inf")) for si in range(len(ss))]
+        p = pick(keys, correct)
+        picked.append(p)
+        shortest.append(pick([-len(split_steps(t)) if split_steps(t) else float("-inf") for t in ss], correct))
+        rand.append(sum(correct) / len(correct))
+        oracle.append(int(any(correct)))
+        if 0 < sum(correct) < len(correct):
+            decisive.append((p, sum(correct) / len(correct)))
+    n = len(picked)
+    return {
+        "problems": n,
+        "samples_per_problem": max(len(ss) for ss in samples),
+        "picked_correct": round(sum(picked) / n, 4),
+        "random_pick": round(sum(rand) / n, 4),
+        "oracle": round(sum(oracle) / n, 4),
+        "shortest_pick": round(sum(shortest) / n, 4),
+        "decisive_problems": len(decisive),
+        "decisive_picked_correct": round(sum(p for p, _ in decisive) / max(1, len(decisive)), 4),
+        "decisive_random_pick": round(sum(r for _, r in decisive) / max(1, len(decisive)), 4),
+    }
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
@@ -375,6 +448,29 @@ def _eval_table(ev: dict[str, Any], kind: str) -> str:
     return "\n".join(lines)
 
 
+def _selection_text(selection: dict[str, Any], args: argparse.Namespace) -> str:
+    if not selection:
+        return ""
+    lines = [
+        "",
+        "",
+        f"Within-prompt selection (what RAFT and best-of-N live on): {args.selection_samples} temperature-1 policy samples "
+        f"(seed {args.seed + 3}) for each of the first {args.selection_problems} TEST problems; the response with the highest "
+        "min step score is picked (ties: the mean over the tied ones). *Decisive* problems have at least one right and one "
+        "wrong sample. *Shortest* picks the response with the fewest steps (what a score that only falls with the step "
+        "position picks).",
+        "",
+        "| model | problems | picked correct | random pick | oracle (any correct) | shortest pick | decisive problems | decisive: picked | decisive: random |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in selection.items():
+        lines.append(
+            f"| {name} | {s['problems']} | **{s['picked_correct']}** | {s['random_pick']} | {s['oracle']} | {s['shortest_pick']} | "
+            f"{s['decisive_problems']} | {s['decisive_picked_correct']} | {s['decisive_random_pick']} |"
+        )
+    return "\n".join(lines)
+
+
 def _load() -> str:
     try:
         return f"{os.getloadavg()[0]:.1f}"
@@ -418,13 +514,22 @@ def run(args: argparse.Namespace) -> Path:
     rng = random.Random(args.seed)
     train_sel = train_records[: args.train_problems]
     test_sel = test_records[: args.test_problems]
-    train_samples = test_samples = None
+    train_samples = test_samples = sel_samples = None
+    sel_records = test_records[: args.selection_problems]
     if policy is not None:
         t0 = time.monotonic()
         train_samples = sample_policy(policy, train_sel[: args.sample_problems], args.samples_per_problem, args.seed)
         test_samples = sample_policy(policy, test_sel, args.samples_per_problem, args.seed + 1)
+        if sel_records and args.selection_samples > 0:
+            sel_samples = sample_policy(policy, sel_records, args.selection_samples, args.seed + 3)
         emit("sampled", train_problems=len(train_samples), test_problems=len(test_samples), per_problem=args.samples_per_problem, seconds=round(time.monotonic() - t0, 1))
-    train_rows = build_rows(train_sel, rng, train_samples, args.corruptions, with_reference=True)
+    kinds = tuple(k.strip() for k in args.corruption_kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(CORRUPTIONS))
+    if unknown or not kinds:
+        raise prm_train.BadConfig(f"--corruption-kinds: unknown kind(s) {unknown}; known: {', '.join(CORRUPTIONS)}")
+    train_rows = build_rows(train_sel, rng, train_samples, args.corruptions, with_reference=True, kinds=kinds)
+    if args.after_error == "drop":
+        train_rows = drop_after_first_error(train_rows)
     test_rows = build_rows(test_sel, random.Random(args.seed + 1), test_samples, 2, with_reference=True)
     rng.shuffle(train_rows)
     emit("data", train=label_stats(train_rows), test=label_stats(test_rows))
@@ -449,6 +554,8 @@ def run(args: argparse.Namespace) -> Path:
                 "threads": args.threads,
                 "log_every": args.log_every,
                 "weight_decay": 0.01,
+                "group_by_length": not args.no_group_by_length,
+                **({"format": dict(zip(("good_token", "bad_token"), _label_tokens(args.label_tokens)))} if args.label_tokens else {}),
                 **(
                     {}
                     if policy is not None and args.init == "policy"
@@ -470,7 +577,12 @@ def run(args: argparse.Namespace) -> Path:
         t0 = time.monotonic()
         ev = evaluate(stage, test_rows, args.kind)
         probe = paired_probe(stage, test_sel, args.kind, args.seed + 2)
-        emit("eval", seconds=round(time.monotonic() - t0, 1), paired=probe, **ev)
+        selection: dict[str, Any] = {}
+        if sel_samples is not None:
+            selection[out.name] = selection_eval(stage, sel_records, sel_samples)
+            for other in args.selection_compare or []:
+                selection[Path(other).name] = selection_eval(Path(other), sel_records, sel_samples)
+        emit("eval", seconds=round(time.monotonic() - t0, 1), paired=probe, selection=selection, **ev)
         if args.keep_data:
             keep = Path(args.keep_data)
             keep.mkdir(parents=True, exist_ok=True)
@@ -480,7 +592,8 @@ def run(args: argparse.Namespace) -> Path:
         size_kb = sum(p.stat().st_size for p in stage.iterdir() if p.is_file()) // 1024
         cmd = ["python", "-m", "prm_raft.train_tiny_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
         for flag, default_value, value in _non_defaults(args):
-            cmd += [flag, str(value)]
+            for v in value if isinstance(value, list) else [value]:
+                cmd += [flag, str(v)]
         what = {"autoregressive": "process reward model (PRM)", "regression": "regression PRM", "orm": "outcome reward model (ORM)"}[args.kind]
         readout = {
             "autoregressive": "the score of a step is the 2-way softmax over the `+`/`-` next-token logits at its tag, P(`+`)",
@@ -516,7 +629,7 @@ def run(args: argparse.Namespace) -> Path:
             label_note=label_note,
             train_stats=json.dumps(label_stats(train_rows)),
             sources=sources + "; " + test_sources + " " + json.dumps(label_stats(test_rows)),
-            eval_table=_eval_table(ev, args.kind) + "\n\n" + _probe_text(probe, args.kind),
+            eval_table=_eval_table(ev, args.kind) + "\n\n" + _probe_text(probe, args.kind) + _selection_text(selection, args),
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -533,7 +646,7 @@ def run(args: argparse.Namespace) -> Path:
         (stage / "README.md").write_text(readme, encoding="utf-8")
         (stage / "tiny_prm_eval.json").write_text(
             json.dumps(
-                {"eval": ev, "paired_probe": probe, "train_data": label_stats(train_rows), "test_data": label_stats(test_rows), "training": metrics, "total_seconds": total_seconds, "args": vars(args)},
+                {"eval": ev, "paired_probe": probe, "selection": selection, "train_data": label_stats(train_rows), "test_data": label_stats(test_rows), "training": metrics, "total_seconds": total_seconds, "args": vars(args)},
                 indent=2,
             )
             + "\n",
@@ -547,6 +660,13 @@ def run(args: argparse.Namespace) -> Path:
 
 
 _DEFAULTS: dict[str, Any] = {}
+
+
+def _label_tokens(text: str) -> tuple[str, str]:
+    parts = text.split(",")
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise prm_train.BadConfig(f"--label-tokens must be two different tokens GOOD,BAD (got {text!r})")
+    return parts[0], parts[1]
 
 
 def _non_defaults(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
@@ -574,7 +694,22 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy")
     ap.add_argument("--samples-per-problem", type=int, default=4)
     ap.add_argument("--corruptions", type=int, default=2, help="synthetic corruptions per train problem")
+    ap.add_argument("--corruption-kinds", default=",".join(CORRUPTIONS), help="comma-separated kinds the corruptions are drawn from (without replacement; list a kind twice to weight it)")
+    ap.add_argument("--after-error", default="zero", choices=["zero", "drop"], help="steps after a solution's first wrong step: labeled 0 (zero) or cut from the training solution (drop)")
+    ap.add_argument(
+        "--label-tokens", default=None,
+        help="GOOD,BAD: the autoregressive/orm readout tokens instead of +,- (with tied embeddings the readout also moves "
+        "these tokens' INPUT embeddings: + and - are the steps' operators; e.g. '{,}' never occurs in tinymath)",
+    )
+    ap.add_argument(
+        "--no-group-by-length", action="store_true",
+        help="plain random batches (prm_train groups similar lengths by default; with --after-error drop, length "
+        "correlates with the labels, so grouped batches swing between mostly-positive and mostly-negative)",
+    )
     ap.add_argument("--test-problems", type=int, default=300)
+    ap.add_argument("--selection-problems", type=int, default=200, help="TEST problems for the within-prompt selection eval (0: skip)")
+    ap.add_argument("--selection-samples", type=int, default=16, help="policy samples per selection problem")
+    ap.add_argument("--selection-compare", action="append", default=None, help="another checkpoint (e.g. the ORM) to score on the same selection samples; repeatable")
     ap.add_argument("--steps", type=int, default=900)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
