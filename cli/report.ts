@@ -54,12 +54,11 @@ export function formatLabeling(s: LabelRunSummary): string {
   );
 }
 
-/** The report's Markdown tables, then what has no table and where the report is. */
+/** The report's Markdown tables (failed reward models included), then the sampling and where the report is. */
 export function formatBestOfN(r: BestOfNResult): string {
   const s = r.sampling;
-  const failed = (r.report.failed ?? []).map((f) => `- ${f.name} (${f.kind.toUpperCase()}) has no table: ${f.error}\n`).join('');
   return (
-    `${bestOfNMarkdown(r.report)}${failed ? `\nFailed reward models:\n${failed}` : ''}\n` +
+    `${bestOfNMarkdown(r.report)}\n` +
     `sampled ${s.responses} responses for ${s.prompts} problems (${s.correct} correct, ${s.truncated} cut at max_tokens, ${s.refused} problems refused)\n` +
     `report ${r.files.html}\n`
   );

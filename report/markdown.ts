@@ -1,7 +1,7 @@
 // Markdown and CSV renderings of the report tables, for table.md / table.csv and the README.
 import type { BonReport } from '../core/best-of-n.js';
 import type { ComparisonTable } from '../core/comparison.js';
-import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, COMPARISON_UNITS, rewardHackingLine, type Grid } from './tables.js';
+import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, failedRewardModelLines, COMPARISON_UNITS, rewardHackingLine, type Grid } from './tables.js';
 
 /** A pipe or a line break inside a cell would end the cell or the row; a '<' could open an HTML tag. */
 function mdCell(text: string): string {
@@ -26,6 +26,8 @@ export function bestOfNMarkdown(report: BonReport): string {
       parts.push(`### ${mdCell(bestOfNHeading(model, table))}\n\n${markdownTable(bestOfNGrid(table))}\n${notes}\n`);
     }
   }
+  const failed = failedRewardModelLines(report);
+  if (failed.length > 0) parts.push(`### Failed reward models\n\n${failed.map((f) => `- ${mdCell(f)}`).join('\n')}\n`);
   return parts.join('\n');
 }
 

@@ -4,7 +4,7 @@ import type { ComparisonTable } from '../core/comparison.js';
 import { reportHtml, type ReportSection } from './html.js';
 import { accuracyVsNSpec, beforeAfterSpec, plottedRows, selectedScoresSpec, tunedColours } from './plots.js';
 import { renderSvg } from './render-svg.js';
-import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, COMPARISON_UNITS, rewardHackingLine } from './tables.js';
+import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, failedRewardModelLines, COMPARISON_UNITS, rewardHackingLine } from './tables.js';
 
 /** Table 1 with its bars, and the selected-score histograms when there are scores to show. */
 export async function comparisonPage(table: ComparisonTable, selectedScores: Record<string, number[]>): Promise<string> {
@@ -36,5 +36,7 @@ export async function bestOfNPage(report: BonReport): Promise<string> {
       model.tables.map((table) => ({ heading: bestOfNHeading(model, table), table: bestOfNGrid(table), notes: [rewardHackingLine(table), ...table.notes] })),
     ),
   ];
+  const failed = failedRewardModelLines(report);
+  if (failed.length > 0) sections.push({ heading: 'Failed reward models', notes: failed });
   return reportHtml({ title: `Best-of-N: ${report.name}`, sections });
 }

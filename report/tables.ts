@@ -84,7 +84,9 @@ export function bestOfNGrid(table: BonTable): Grid {
 
 /** The heading of one reward model's table: which model, which aggregation, how the spread was measured. */
 export function bestOfNHeading(model: BonReport['rewardModels'][number], table: BonTable): string {
-  return `${model.name} (${model.kind.toUpperCase()}, ${table.aggregate} of step scores, ${table.draws} draws, seed ${table.seed})`;
+  // An ORM gives one score per response: there is nothing to aggregate.
+  const scoring = model.kind === 'orm' ? 'one score per response' : `${table.aggregate} of step scores`;
+  return `${model.name} (${model.kind.toUpperCase()}, ${scoring}, ${table.draws} draws, seed ${table.seed})`;
 }
 
 /** The reward-hacking flag as a sentence, said either way so a reader knows it was checked. */
@@ -99,3 +101,8 @@ export function bestOfNSummary(report: BonReport): string {
 }
 
 export const COMPARISON_UNITS = 'Accuracy in percent; Δ in percentage points against the baseline.';
+
+/** One line per reward model that has no table because it failed, so a reader knows it was tried. */
+export function failedRewardModelLines(report: BonReport): string[] {
+  return (report.failed ?? []).map((f) => `${f.name} (${f.kind.toUpperCase()}) has no table: ${f.error}`);
+}

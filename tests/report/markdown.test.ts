@@ -3,7 +3,7 @@ import type { BonReport } from '../../core/best-of-n.js';
 import type { ComparisonTable } from '../../core/comparison.js';
 import { bestOfNMarkdown, comparisonCsv, comparisonMarkdown } from '../../report/markdown.js';
 import { percent, signedPoints } from '../../report/tables.js';
-import { comparison } from './fixtures.js';
+import { bestOfN, comparison } from './fixtures.js';
 
 describe('number formatting', () => {
   it('prints percent with one decimal and signed changes, never "-0.0"', () => {
@@ -65,6 +65,12 @@ line two"
 });
 
 describe('best-of-N tables', () => {
+  it('lists the reward models that failed, with why, after the tables', () => {
+    const md = bestOfNMarkdown({ ...bestOfN, failed: [{ name: 'er-9', kind: 'prm', error: 'PRM server answered 400: too long' }] });
+    expect(md.endsWith('### Failed reward models\n\n- er-9 (PRM) has no table: PRM server answered 400: too long\n')).toBe(true);
+    expect(bestOfNMarkdown(bestOfN)).not.toContain('Failed reward models');
+  });
+
   it('renders each reward model with best-of-N ± spread, the votes, pass@N and the reward-hacking line', () => {
     const report: BonReport = {
       name: 'tiny',
@@ -96,7 +102,7 @@ describe('best-of-N tables', () => {
 
 10 problems, 4 responses sampled per problem. Accuracy in percent; best-of-N is the mean over random N-subsets ± their standard deviation.
 
-### ORM (ORM, last of step scores, 3 draws, seed 7)
+### ORM (ORM, one score per response, 3 draws, seed 7)
 
 | N | Best-of-N (%) | Majority (%) | Weighted (%) | Pass@N (%) |
 |---:|---:|---:|---:|---:|
