@@ -104,7 +104,7 @@ describe('bestOfNTables', () => {
     expect(html).toContain('<svg');
     expect(html).toContain('tiny best-of-N');
     const markdown = await readFile(result.files.markdown, 'utf8');
-    for (const heading of ['### prm (PRM, min of step scores', '### prm (PRM, last of step scores', '### orm (ORM, min of step scores']) expect(markdown).toContain(heading);
+    for (const heading of ['### prm (PRM, min of step scores', '### prm (PRM, last of step scores', '### orm (ORM, one score per response']) expect(markdown).toContain(heading);
     expect(markdown).toContain('| 4 | 33.3 ± 0.0 | 33.3 | 66.7 | 66.7 |');
   });
 
