@@ -2,21 +2,19 @@
 // policy server that answers at once, next to the stub's raw completion capacity measured alone in the same run.
 // Not a test: it prints figures. Usage: node dist/bench/label.js [--problems 500] [--solutions 15] [--completions 16]
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { labelShard } from '../activities/label-shard.js';
 import { prepareDataset } from '../activities/prepare-dataset.js';
 import { chunk } from '../activities/sample-and-grade.js';
-import { freePort } from '../clients/ports.js';
 import { PolicyClient } from '../clients/policy.js';
 import { Config } from '../core/config.js';
 import { planShards } from '../core/evaluation.js';
 import { labelPrmDataInputFromConfig } from '../core/labeling.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
+import { PYTHON, startStubServers, writeBenchProblems } from './harness.js';
 import { peakRss } from './measure.js';
 
 const { values } = parseArgs({
@@ -29,24 +27,17 @@ const { values } = parseArgs({
   },
 });
 const PROBLEMS = Number(values.problems);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'prm-raft-bench-label-'));
-  const [policyPort, prmPort] = [await freePort(), await freePort()];
-  const stubs = spawn(process.execPath, [join(ROOT, 'dist/bench/stub-servers.js'), String(policyPort), String(prmPort)], { stdio: 'inherit' });
-  await new Promise((r) => setTimeout(r, 500));
+  const stubs = await startStubServers();
   try {
-    const problemsPath = join(dir, 'problems.jsonl');
-    await writeFile(
-      problemsPath,
-      Array.from({ length: PROBLEMS }, (_, i) => JSON.stringify({ id: `p-${i}`, question: `Ann has ${i} apples. She buys 3 more. How many?`, solution: `${i} + 3 = ${i + 3}\n#### ${i + 3}`, answer: String(i + 3) })).join('\n') + '\n',
-    );
+    const problemsPath = await writeBenchProblems(dir, PROBLEMS);
     const config = Config.parse({
       name: 'bench',
-      python: join(ROOT, 'python-sft/.venv/bin/python'),
+      python: PYTHON,
       store: { root: join(dir, 'store') },
-      policy: { model: 'stub', baseUrls: [`http://127.0.0.1:${policyPort}/v1`], promptsPerRequest: 8, maxConcurrency: 8, maxRetries: 0 },
+      policy: { model: 'stub', baseUrls: [`${stubs.policyUrl}/v1`], promptsPerRequest: 8, maxConcurrency: 8, maxRetries: 0 },
       prompt: { preset: 'tinymath' },
       evaluation: { datasets: [{ name: 'x', source: 'tinymath', path: problemsPath }] },
       labeling: {
@@ -96,7 +87,7 @@ async function main() {
     };
     console.log(JSON.stringify(report, null, 2));
   } finally {
-    stubs.kill();
+    stubs.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -2,15 +2,14 @@
 // next to the stubs' raw capacity measured alone in the same run. Not a test: it prints figures.
 // Usage: node dist/bench/sample-score-select.js [--prompts 10000] [--n 16] [--shard 500] [--width 4]
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { prepareDataset } from '../activities/prepare-dataset.js';
 import { sampleShard } from '../activities/sample-shard.js';
 import { scoreShard } from '../activities/score-shard.js';
+import { chunk } from '../activities/sample-and-grade.js';
 import { selectResponses } from '../activities/select-responses.js';
 import { PolicyClient } from '../clients/policy.js';
 import { PrmClient } from '../clients/prm.js';
@@ -18,7 +17,7 @@ import { Config } from '../core/config.js';
 import { planShards } from '../core/evaluation.js';
 import { raftIterationInputFromConfig } from '../core/raft.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
-import { freePort } from '../clients/ports.js';
+import { PYTHON, startStubServers, writeBenchProblems } from './harness.js';
 import { peakRss } from './measure.js';
 
 const { values } = parseArgs({
@@ -26,28 +25,21 @@ const { values } = parseArgs({
 });
 const PROMPTS = Number(values.prompts);
 const N = Number(values.n);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'prm-raft-bench-'));
-  const [policyPort, prmPort] = [await freePort(), await freePort()];
-  const stubs = spawn(process.execPath, [join(ROOT, 'dist/bench/stub-servers.js'), String(policyPort), String(prmPort)], { stdio: 'inherit' });
-  await new Promise((r) => setTimeout(r, 500));
+  const stubs = await startStubServers();
   try {
-    const problemsPath = join(dir, 'problems.jsonl');
-    await writeFile(
-      problemsPath,
-      Array.from({ length: PROMPTS }, (_, i) => JSON.stringify({ id: `p-${i}`, question: `Ann has ${i} apples. She buys 3 more. How many?`, solution: `${i} + 3 = ${i + 3}\n#### ${i + 3}`, answer: String(i + 3) })).join('\n') + '\n',
-    );
+    const problemsPath = await writeBenchProblems(dir, PROMPTS);
     const config = Config.parse({
       name: 'bench',
-      python: join(ROOT, 'python-sft/.venv/bin/python'),
+      python: PYTHON,
       store: { root: join(dir, 'store') },
-      policy: { model: 'stub', baseUrls: [`http://127.0.0.1:${policyPort}/v1`], checkpoint: dir, promptsPerRequest: 8, maxConcurrency: 8, maxRetries: 0 },
+      policy: { model: 'stub', baseUrls: [`${stubs.policyUrl}/v1`], checkpoint: dir, promptsPerRequest: 8, maxConcurrency: 8, maxRetries: 0 },
       prompt: { preset: 'tinymath' },
       evaluation: { datasets: [{ name: 'x', source: 'tinymath', path: problemsPath }] },
       sampling: { n: N, shardSize: Number(values.shard), maxShardsInFlight: Number(values.width), datasets: [{ name: 'bench', source: 'tinymath', path: problemsPath }] },
-      prm: { model: 'stub-prm', baseUrls: [`http://127.0.0.1:${prmPort}`], maxConcurrency: 8, maxRetries: 0 },
+      prm: { model: 'stub-prm', baseUrls: [stubs.prmUrl], maxConcurrency: 8, maxRetries: 0 },
       grader: { workers: 1 },
     });
     const input = raftIterationInputFromConfig(config);
@@ -94,15 +86,9 @@ async function main() {
     };
     console.log(JSON.stringify(report, null, 2));
   } finally {
-    stubs.kill();
+    stubs.stop();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 main().catch((err) => {
