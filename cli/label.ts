@@ -1,15 +1,13 @@
 // prm-raft label — start an ER-PRM labeling run; `label export` turns a finished run's counts into a PRM training set.
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BadInputError } from '../core/errors.js';
 import { ExportFormat } from '../core/label-export.js';
 import { labelPrmDataInputFromConfig } from '../core/labeling.js';
 import { LabelKind } from '../core/labels.js';
-import { runDir } from '../core/layout.js';
 import { exportLabels } from '../store/label-export.js';
 import { DEFAULT_CONFIG, etaFlag, joinNegativeNumbers, parseFlags } from './flags.js';
-import { loadConfig, UsageError } from './load-config.js';
-import { startFromConfig } from './run-workflow.js';
+import { UsageError } from './load-config.js';
+import { runFolder, startFromConfig } from './run-workflow.js';
 
 const USAGE = 'prm-raft label --config FILE [--json] [--detach]';
 const EXPORT_USAGE =
@@ -47,9 +45,7 @@ async function exportCommand(args: string[]): Promise<number> {
   if (kind.data !== 'er' && values.eta !== undefined) throw new UsageError(`--eta applies to --kind er only`);
   const eta = kind.data === 'er' ? etaFlag(values.eta, EXPORT_USAGE) : undefined;
 
-  const config = await loadConfig(values.config);
-  // A run id, or the run's folder itself.
-  const dir = (await isDirectory(values.run)) ? values.run : runDir(config.store.root, values.run);
+  const dir = await runFolder(values.run, values.config);
   const tag = kind.data === 'er' ? `er-${eta}` : kind.data;
   const out = values.out ?? join(dir, 'exports', `${tag}.${format.data}.jsonl`);
   try {
@@ -64,8 +60,4 @@ async function exportCommand(args: string[]): Promise<number> {
     if (err instanceof BadInputError) throw new UsageError(err.message);
     throw err;
   }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isDirectory(), () => false);
 }

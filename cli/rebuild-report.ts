@@ -1,14 +1,13 @@
 // prm-raft report RUN — rebuild a comparison's or best-of-N run's HTML report and tables from its stored artifacts.
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeComparisonReportFiles } from '../activities/write-comparison-report.js';
 import { BestOfNResult } from '../core/best-of-n.js';
 import { ComparisonResult } from '../core/comparison.js';
-import { runDir } from '../core/layout.js';
 import { writeBestOfNReport } from '../report/write-report.js';
 import { exists, readJson } from '../store/files.js';
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
-import { loadConfig, UsageError } from './load-config.js';
+import { UsageError } from './load-config.js';
+import { runFolder } from './run-workflow.js';
 
 const USAGE = 'prm-raft report RUN [--config FILE]   (RUN: a run id, or its folder)';
 
@@ -16,9 +15,7 @@ export async function reportCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, { config: { type: 'string', default: DEFAULT_CONFIG } }, USAGE);
   const [run, ...extra] = positionals;
   if (!run || extra.length > 0) throw new UsageError(`usage: ${USAGE}`);
-  const isFolder = await stat(run).then((s) => s.isDirectory(), () => false);
-  if (!isFolder && run.includes('/')) throw new UsageError(`${run}: no such run folder`);
-  const dir = isFolder ? run : runDir((await loadConfig(values.config)).store.root, run);
+  const dir = await runFolder(run, values.config);
   const summaryPath = join(dir, 'summary.json');
   if (!(await exists(summaryPath))) {
     throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);

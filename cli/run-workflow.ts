@@ -3,7 +3,9 @@ import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { Config } from '../core/config.js';
+import { runDir } from '../core/layout.js';
 import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
+import { parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
 import { formatResult } from './report.js';
 import { watchRun } from './watch.js';
@@ -56,10 +58,36 @@ export async function startFromConfig(
   return startAndFollow(client, { type: workflow.type, workflowId, taskQueue: config.temporal.taskQueues.cpu, input }, opts);
 }
 
-/** `--policy CHECKPOINT_DIR`: the pipeline serves that checkpoint itself, so it must be a directory. */
-export async function checkpointFlag(path: string | undefined): Promise<string | undefined> {
-  if (path !== undefined && !(await stat(path).then((s) => s.isDirectory(), () => false))) {
-    throw new UsageError(`--policy: ${path} is not a checkpoint directory (the pipeline serves it itself for sampling and evaluation)`);
+/**
+ * `COMMAND --config FILE [--policy P] [--json] [--detach]`: start the workflow built from the config and follow it.
+ * `--policy` is a model name the policy server serves, or a checkpoint directory the pipeline serves itself.
+ */
+export async function configWorkflowCommand(
+  args: string[],
+  usage: string,
+  workflow: { type: string; idPrefix: string; inputOf: (config: Config, policy: string | undefined) => unknown },
+  policyIs: 'model' | 'checkpoint',
+): Promise<number> {
+  const { values, positionals } = parseFlags(
+    args,
+    { config: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false }, detach: { type: 'boolean', default: false } },
+    usage,
+  );
+  if (!values.config || positionals.length > 0) throw new UsageError(`usage: ${usage}`);
+  const policy = values.policy;
+  if (policyIs === 'checkpoint' && policy !== undefined && !(await isDirectory(policy))) {
+    throw new UsageError(`--policy: ${policy} is not a checkpoint directory (the pipeline serves it itself for sampling and evaluation)`);
   }
-  return path;
+  return startFromConfig(values.config, { ...workflow, inputOf: (c) => workflow.inputOf(c, policy) }, values);
+}
+
+/** A run's folder: RUN itself when it is one, else the run of that id in the config's store. */
+export async function runFolder(run: string, configPath: string): Promise<string> {
+  if (await isDirectory(run)) return run;
+  if (run.includes('/')) throw new UsageError(`${run}: no such run folder`);
+  return runDir((await loadConfig(configPath)).store.root, run);
+}
+
+export function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isDirectory(), () => false);
 }
