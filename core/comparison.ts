@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { Config } from './config.js';
 import { ArtifactManifest, type EvaluationSummary } from './manifests.js';
-import { raftIterationInputFromConfig, RaftIterationInput, type RaftIterationResult } from './raft.js';
+import { iterationSettingsFromConfig, RaftIterationInput, type RaftIterationResult } from './raft.js';
 
 /** One row: the untuned baseline, or the policy after a RAFT iteration with one reward model. */
 export const ComparisonRow = z.strictObject({
@@ -36,10 +36,9 @@ export const ComparePrmsInput = RaftIterationInput.omit({ prm: true, reuse: true
 export type ComparePrmsInput = z.infer<typeof ComparePrmsInput>;
 
 export function comparePrmsInputFromConfig(config: Config, policyCheckpoint?: string): ComparePrmsInput {
-  if (!config.rewardModels) throw new Error(`config "${config.name}" cannot run a comparison; it lacks: rewardModels (the reward models to compare)`);
-  // The iteration's own checks (sampling, checkpoint); its single PRM is stood in for by the first reward model.
-  const { prm: _p, reuse: _r, ...iteration } = raftIterationInputFromConfig({ ...config, prm: config.prm ?? config.rewardModels[0] }, policyCheckpoint);
-  return { ...iteration, rewardModels: config.rewardModels.map(({ localServer: _l, ...rm }) => rm) };
+  const models = config.rewardModels;
+  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a comparison', models ? [] : ['rewardModels (the reward models to compare)']);
+  return { ...settings, rewardModels: (models ?? []).map(({ localServer: _l, ...rm }) => rm) };
 }
 
 /** How each reward model's iteration ended: its result, or why it failed. */

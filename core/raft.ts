@@ -45,16 +45,31 @@ export type RaftIterationInput = z.infer<typeof RaftIterationInput>;
 
 /** The iteration's input from a config, or a list of what the config lacks for it. */
 export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: string): RaftIterationInput {
+  const prm = config.prm;
+  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a RAFT iteration', prm ? [] : ['prm (the reward model endpoint)']);
+  const { localServer: _r, ...endpoint } = prm as NonNullable<Config['prm']>;
+  return { ...settings, prm: endpoint };
+}
+
+/**
+ * Everything an iteration takes from a config but its reward model (a comparison brings its own), or an error
+ * listing what the config lacks for `job`, `alsoMissing` included.
+ */
+export function iterationSettingsFromConfig(
+  config: Config,
+  policyCheckpoint: string | undefined,
+  job: string,
+  alsoMissing: string[],
+): Omit<RaftIterationInput, 'prm' | 'reuse'> {
   const missing: string[] = [];
   if (!config.sampling) missing.push('sampling (the training prompt sets and N)');
-  if (!config.prm) missing.push('prm (the reward model endpoint)');
+  missing.push(...alsoMissing);
   const checkpoint = policyCheckpoint ?? config.policy.checkpoint;
   if (!checkpoint) missing.push('policy.checkpoint (the weights SFT starts from), or --policy PATH');
-  if (missing.length > 0 || !config.sampling || !config.prm || !checkpoint) {
-    throw new Error(`config "${config.name}" cannot run a RAFT iteration; it lacks: ${missing.join('; ')}`);
+  if (missing.length > 0 || !config.sampling || !checkpoint) {
+    throw new Error(`config "${config.name}" cannot run ${job}; it lacks: ${missing.join('; ')}`);
   }
   const { localServer: _p, ...policy } = config.policy;
-  const { localServer: _r, ...prm } = config.prm;
   return {
     name: config.name,
     policy: { ...policy, checkpoint },
@@ -62,7 +77,6 @@ export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: 
     prompt: resolvePrompt(config.prompt),
     sampling: config.sampling,
     steps: config.steps,
-    prm,
     selection: config.selection,
     sft: config.sft,
     serving: config.serving,
