@@ -1,10 +1,11 @@
 // Reads a finished labeling run's counts and writes a PRM training set, streamed, appearing whole or not at all.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { BadInputError } from '../core/errors.js';
 import { exportExample, type ExportFormat } from '../core/label-export.js';
 import { LabeledSolution, LabelPlan, LabelRunSummary } from '../core/labeling.js';
 import type { LabelKind } from '../core/labels.js';
-import { exists, readJson, readJsonlLines, sha256File, writeFileAtomic } from './files.js';
+import { exists, readJson, readJsonlLines, writeFileAtomic } from './files.js';
 
 export interface LabelExportJob {
   runDir: string;
@@ -52,16 +53,15 @@ export async function readFinishedLabelRun(runDir: string): Promise<LabelRunSumm
 
 export async function exportLabels(job: LabelExportJob): Promise<LabelExportStats> {
   const summary = await readFinishedLabelRun(job.runDir);
-  for (const shard of summary.shards) {
-    if ((await sha256File(shard.uri).catch(() => null)) !== shard.sha256) {
-      throw new BadInputError(`${shard.uri} is missing or changed since the run wrote it (its sha256 differs); run the labeling again`);
-    }
-  }
   const stats: LabelExportStats = { out: job.out, solutions: 0, steps: 0, skipped: 0, meanLabel: null };
   let labelSum = 0;
   async function* lines(): AsyncGenerator<string> {
     for (const shard of summary.shards) {
+      if (!(await exists(shard.uri))) throw new BadInputError(`${shard.uri} is missing; run the labeling again`);
+      // Hashed as it streams: a changed shard fails the export, and the half-written output is removed.
+      const hash = createHash('sha256');
       for await (const { line, text } of readJsonlLines(shard.uri)) {
+        hash.update(`${text}\n`);
         const parsed = LabeledSolution.safeParse(JSON.parse(text));
         if (!parsed.success) throw new BadInputError(`${shard.uri} line ${line}: not a labeled solution: ${parsed.error.issues[0]?.message}`);
         const example = exportExample(parsed.data, job.kind, job.eta, job.format);
@@ -74,6 +74,9 @@ export async function exportLabels(job: LabelExportJob): Promise<LabelExportStat
         stats.steps += labels.length;
         labelSum += labels.reduce((a, b) => a + b, 0);
         yield `${JSON.stringify(example)}\n`;
+      }
+      if (hash.digest('hex') !== shard.sha256) {
+        throw new BadInputError(`${shard.uri} changed since the run wrote it (its sha256 differs); run the labeling again`);
       }
     }
   }

@@ -136,6 +136,18 @@ describe('exportLabels', () => {
     await expect(readFile(job.out)).rejects.toThrow(/ENOENT/);
   });
 
+  it('refuses counts changed since the run wrote them, leaving no output', async () => {
+    const runDir = join(store, 'runs', 'label-z');
+    const uri = join(runDir, 'labels.jsonl');
+    const text = await readFile(clean.uri, 'utf8');
+    await writeFileAtomic(uri, text.replace('"k":3', '"k":4'));
+    const labelInput = { ...labelPrmDataInputFromConfig(parseConfigOk()), generator: common.generator, completer: common.completer };
+    await writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify(summarizeLabelShards(runDir, labelInput, [{ ...clean, uri }])));
+    const out = join(store, 'changed.jsonl');
+    await expect(exportLabels({ runDir, kind: 'soft', format: 'jsonl', out })).rejects.toThrow(/changed since the run wrote it/);
+    await expect(readFile(out)).rejects.toThrow(/ENOENT/);
+  });
+
   it('writes hard, soft and ER labels from the counts, in jsonl and Math-Shepherd form', async () => {
     const runDir = join(store, 'runs', 'label-y');
     const shard = clean;
