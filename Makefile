@@ -57,14 +57,14 @@ bench: setup build
 
 # Regenerate the embedded task's data and the shipped tiny policy (deterministic).
 tiny-data: $(VENV)/.installed
-	$(PY) -m prm_raft.tinymath --out data/tinymath
+	$(PY) -m prm_raft.tiny.tinymath --out data/tinymath
 
 tiny-policy: tiny-data
-	$(PY) -m prm_raft.train_tiny_policy --data data/tinymath --out models/tinymath-policy --seed 0 --steps 2500
+	$(PY) -m prm_raft.tiny.train_policy --data data/tinymath --out models/tinymath-policy --seed 0 --steps 2500
 
 # The tiny PRM, trained on the tiny policy's own samples with exact step labels.
 tiny-prm: $(VENV)/.installed
-	$(PY) -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0 \
+	$(PY) -m prm_raft.tiny.train_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0 \
 	  --train-problems 1500 --sample-problems 300 --test-problems 100 --steps 300 --threads 1
 
 # Issue 4's table: Monte-Carlo labels of 400 tinymath train problems through the embedded stack, exported as
@@ -79,7 +79,7 @@ prm-comparison: setup build
 	run=$$(node -p "require('./$(PRM_CMP)/label-run.json').runDir"); \
 	for kind in hard soft; do node bin/prm-raft.js label export --run $$run --kind $$kind --format jsonl --out $(PRM_CMP)/labels/$$kind.jsonl; done; \
 	for eta in $(PRM_ETAS); do node bin/prm-raft.js label export --run $$run --kind er --eta $$eta --format jsonl --out $(PRM_CMP)/labels/er-$$eta.jsonl; done
-	cd python-sft && .venv/bin/python -m prm_raft.compare_tiny_prms --policy ../models/tinymath-policy --data ../data/tinymath \
+	cd python-sft && .venv/bin/python -m prm_raft.tiny.compare_prms --policy ../models/tinymath-policy --data ../data/tinymath \
 	  --out ../$(PRM_CMP) --test-problems 200 --threads 1 --orm orm=../$(PRM_CMP)/labels/hard.jsonl \
 	  --train hard=../$(PRM_CMP)/labels/hard.jsonl --train soft=../$(PRM_CMP)/labels/soft.jsonl \
 	  $(foreach eta,$(PRM_ETAS),--train er-$(eta)=../$(PRM_CMP)/labels/er-$(eta).jsonl)

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 STEP_TAG = "ки"  # Math-Shepherd's step tag
 GOOD_TOKEN = "+"
 BAD_TOKEN = "-"
-PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"  # the tiny policy's prompt (train_tiny_policy.PROMPT_TEMPLATE)
+PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"  # the tiny policy's prompt (tiny.train_policy.PROMPT_TEMPLATE)
 STEP_SEPARATOR = "\n"
 FORMAT_VERSION = 1
 

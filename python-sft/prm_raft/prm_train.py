@@ -278,7 +278,7 @@ def build_model_and_tokenizer(cfg: dict[str, Any], texts: list[str]) -> tuple[An
     fmt: PrmFormat = cfg["format"]
     regression = cfg["kind"] == "regression"
     if cfg["base"] is None:
-        from prm_raft.train_tiny_policy import build_tokenizer
+        from prm_raft.tiny.train_policy import build_tokenizer
 
         mc = {**DEFAULT_MODEL_CONFIG, **(cfg["model_config"] or {})}
         ctx = int(mc["max_position_embeddings"])

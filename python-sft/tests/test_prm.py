@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from prm_raft import prm_format, prm_server, prm_train  # noqa: E402
 from prm_raft.prm_format import PrmFormat, build_prm_input, ensure_tag_token, label_token_ids, tag_token_id  # noqa: E402
-from prm_raft.tinymath_labels import Reference, labels_for_record, outcome_label, step_labels  # noqa: E402
+from prm_raft.tiny.labels import Reference, labels_for_record, outcome_label, step_labels  # noqa: E402
 
 PYTHON_SFT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -168,7 +168,7 @@ def test_server_process_starts(server):
 
 @pytest.fixture(scope="module")
 def char_tokenizer():
-    from prm_raft.train_tiny_policy import build_tokenizer
+    from prm_raft.tiny.train_policy import build_tokenizer
 
     tok = build_tokenizer(["12 + 7 = 19\n#### 19 Question"], 512)
     assert ensure_tag_token(tok) is True
@@ -536,9 +536,9 @@ DATA = PYTHON_SFT.parent / "data" / "tinymath"
 
 @pytest.mark.skipif(not (DATA / "test.jsonl").is_file(), reason="no tinymath data")
 def test_every_reference_solution_labels_all_ones_and_every_corruption_has_a_wrong_step():
-    from prm_raft.tinymath import check_step, load_jsonl
-    from prm_raft.tinymath_labels import split_steps
-    from prm_raft.train_tiny_prm import CORRUPTIONS, corrupt
+    from prm_raft.tiny.tinymath import check_step, load_jsonl
+    from prm_raft.tiny.labels import split_steps
+    from prm_raft.tiny.train_prm import CORRUPTIONS, corrupt
 
     rng = random.Random(0)
     for rec in load_jsonl(DATA / "test.jsonl"):

@@ -8,7 +8,7 @@ The solution has exactly one step per line, each an exactly checkable equation `
      "solution": "12 + 7 = 19\\n19 - 5 = 14\\n#### 14", "answer": "14"}
 
 Splits come from fixed seeds (test first, then train, which skips any question already used), so
-``python -m prm_raft.tinymath --out DIR`` writes byte-identical ``train.jsonl`` / ``test.jsonl`` on every run.
+``python -m prm_raft.tiny.tinymath --out DIR`` writes byte-identical ``train.jsonl`` / ``test.jsonl`` on every run.
 
 ``check_step(line)`` checks one step line exactly: True (a right equation), False (a wrong one),
 None (not an ``a op b = c`` equation). It checks the arithmetic only, not whether the step uses the
@@ -382,7 +382,7 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m prm_raft.tinymath", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prm_raft.tiny.tinymath", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output directory (train.jsonl and test.jsonl)")
     ap.add_argument("--train-size", type=int, default=TRAIN_SIZE)
     ap.add_argument("--test-size", type=int, default=TEST_SIZE)

@@ -1,6 +1,6 @@
 """Train tiny reward models on Monte-Carlo label exports and compare them on tinymath (issue 4, item 3).
 
-    python -m prm_raft.compare_tiny_prms --policy models/tinymath-policy --data data/tinymath --out runs/prm-compare \\
+    python -m prm_raft.tiny.compare_prms --policy models/tinymath-policy --data data/tinymath --out runs/prm-compare \\
         --train hard=hard.jsonl --train soft=soft.jsonl --train er-2=er-2.jsonl --orm orm=hard.jsonl
 
 Each ``--train NAME=FILE`` is a PRM training set as ``prm-raft label export --format jsonl`` writes it (one solution a
@@ -11,7 +11,7 @@ differ.
 
 Held-out set, built once and shared by every model: ``--bon-samples`` temperature-1 policy samples (seeded) for each
 of the first ``--test-problems`` problems of tinymath's TEST split, every step labeled exactly by
-:mod:`prm_raft.tinymath_labels`, every response graded by tinymath's exact answer check. The same responses serve the
+:mod:`prm_raft.tiny.labels`, every response graded by tinymath's exact answer check. The same responses serve the
 step metrics and best-of-N. Each model is served by ``prm_raft.prm_server`` in a subprocess, scores every response
 over HTTP, and is stopped. Written to ``--out``:
 
@@ -57,9 +57,9 @@ import torch  # noqa: E402
 from prm_raft import prm_train  # noqa: E402
 from prm_raft.prm_format import PrmFormat  # noqa: E402
 from prm_raft.prm_train import BadConfig, emit  # noqa: E402
-from prm_raft.tinymath import final_answer, load_jsonl, to_jsonl, write_atomic  # noqa: E402
-from prm_raft.tinymath_labels import Reference, same_answer, split_steps, step_labels  # noqa: E402
-from prm_raft.train_tiny_prm import SAMPLE_MAX_TOKENS, sample_policy  # noqa: E402
+from prm_raft.tiny.tinymath import final_answer, load_jsonl, to_jsonl, write_atomic  # noqa: E402
+from prm_raft.tiny.labels import Reference, same_answer, split_steps, step_labels  # noqa: E402
+from prm_raft.tiny.train_prm import SAMPLE_MAX_TOKENS, sample_policy  # noqa: E402
 
 # the shipped models/tinymath-prm (`make tiny-prm`); weight decay as train_tiny_prm sets it
 SHIPPED = {"steps": 300, "batch_size": 32, "lr": 1e-3, "warmup": 30}
@@ -471,7 +471,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m prm_raft.compare_tiny_prms", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prm_raft.tiny.compare_prms", description=__doc__.split("\n\n")[0])
     ap.add_argument("--policy", default="models/tinymath-policy", help="the tiny policy: sampled for the held-out set, and every model's init")
     ap.add_argument("--data", default="data/tinymath", help="tinymath directory (its test.jsonl)")
     ap.add_argument("--train", type=name_file, action="append", default=[], metavar="NAME=FILE", help="a PRM from this label export (repeatable)")

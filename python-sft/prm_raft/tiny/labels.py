@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from prm_raft.tinymath import _STEP_RE, check_step, final_answer
+from prm_raft.tiny.tinymath import _STEP_RE, check_step, final_answer
 
 _ANSWER_RE = re.compile(r"^\s*####\s*(?P<n>\S.*?)\s*$")
 

@@ -1,6 +1,6 @@
 """Train the tiny tinymath policy from scratch on CPU: a LLaMA-architecture causal LM with a character-level tokenizer.
 
-    python -m prm_raft.train_tiny_policy --data /work/main/data/tinymath --out /work/main/models/tinymath-policy --seed 0
+    python -m prm_raft.tiny.train_policy --data /work/main/data/tinymath --out /work/main/models/tinymath-policy --seed 0
 
 Training text per example: ``<bos>`` + ``"Question: {question}\\nAnswer:\\n"`` + solution + ``<eos>``; the loss is on
 the completion only (the solution and ``<eos>``), not on the prompt. Deterministic: fixed seeds, fixed thread count,
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
-from prm_raft.tinymath import check_step, final_answer, load_jsonl  # noqa: E402
+from prm_raft.tiny.tinymath import check_step, final_answer, load_jsonl  # noqa: E402
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
 STOP = ["\n\n", "Question:"]
@@ -197,7 +197,7 @@ README_TEMPLATE = """# tinymath-policy
 
 A tiny LLaMA-architecture causal LM ({params:,} parameters: {layers} layers, hidden {hidden}, {heads} heads,
 MLP {intermediate}, context {ctx} tokens) with a character-level tokenizer, trained from scratch on CPU on the
-tinymath train split (`data/tinymath/train.jsonl`) by `python-sft/prm_raft/train_tiny_policy.py`.
+tinymath train split (`data/tinymath/train.jsonl`) by `python-sft/prm_raft/tiny/train_policy.py`.
 It is the embedded default's base policy, deliberately under-trained ({steps} steps of batch {batch_size},
 completion-only loss) so that it still errs often: RAFT needs room to improve and the PRMs need wrong steps.
 
@@ -214,8 +214,8 @@ The tokenizer adds `<bos>` itself; the model ends its solution (`a op b = c` lin
 
 ```
 cd python-sft
-.venv/bin/python -m prm_raft.tinymath --out ../data/tinymath
-.venv/bin/python -m prm_raft.train_tiny_policy --data ../data/tinymath --out ../models/tinymath-policy --seed {seed} --steps {steps}
+.venv/bin/python -m prm_raft.tiny.tinymath --out ../data/tinymath
+.venv/bin/python -m prm_raft.tiny.train_policy --data ../data/tinymath --out ../models/tinymath-policy --seed {seed} --steps {steps}
 ```
 
 Deterministic on a given machine (fixed seeds, {threads} torch threads, deterministic algorithms); data sha256
@@ -378,7 +378,7 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m prm_raft.train_tiny_policy", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prm_raft.tiny.train_policy", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="directory with train.jsonl (and test.jsonl for the evaluation)")
     ap.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")
     ap.add_argument("--seed", type=int, default=0)

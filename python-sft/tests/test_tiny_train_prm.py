@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prm_raft import train_tiny_prm as T
-from prm_raft.tinymath_labels import Reference, step_labels
+from prm_raft.tiny import train_prm as T
+from prm_raft.tiny.labels import Reference, step_labels
 
 RECORD = {"id": "r1", "question": "Ann has 12 apples. She buys 7 more. She eats 5. How many?", "solution": "12 + 7 = 19\n19 - 5 = 14\n#### 14", "answer": "14"}
 

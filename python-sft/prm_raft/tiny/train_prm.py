@@ -1,7 +1,7 @@
 """Train the embedded default's tiny PRM (or ORM) on tinymath with EXACT step labels.
 
-    python -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0
-    python -m prm_raft.train_tiny_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-orm --kind orm --seed 0
+    python -m prm_raft.tiny.train_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0
+    python -m prm_raft.tiny.train_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-orm --kind orm --seed 0
 
 Training solutions that contain wrong steps come from two sources:
 
@@ -11,8 +11,8 @@ Training solutions that contain wrong steps come from two sources:
 - synthetic corruptions of the reference solutions (:func:`corrupt`): a wrong result carried forward or not,
   a wrong operand or operation carried forward, a wrong final answer; plus the reference solutions themselves.
 
-Every step is labeled exactly by :func:`prm_raft.tinymath_labels.step_labels` (1 while the solution prefix is
-still right, then 0); an ORM gets :func:`prm_raft.tinymath_labels.outcome_label` (final answer right). The
+Every step is labeled exactly by :func:`prm_raft.tiny.labels.step_labels` (1 while the solution prefix is
+still right, then 0); an ORM gets :func:`prm_raft.tiny.labels.outcome_label` (final answer right). The
 model is fine-tuned from the policy (``--policy``; from scratch with ``--policy none``) by
 :mod:`prm_raft.prm_train`. Held-out evaluation: the same kinds of solutions built from the TEST split (policy
 samples and corruptions), scored through :class:`prm_raft.prm_server.PrmScorer` (what the server runs): step
@@ -47,8 +47,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from prm_raft import prm_train  # noqa: E402
-from prm_raft.tinymath import load_jsonl  # noqa: E402
-from prm_raft.tinymath_labels import Equation, Reference, outcome_label, split_steps, step_labels  # noqa: E402
+from prm_raft.tiny.tinymath import load_jsonl  # noqa: E402
+from prm_raft.tiny.labels import Equation, Reference, outcome_label, split_steps, step_labels  # noqa: E402
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
 STOP = ["\n\n", "Question:"]
@@ -391,7 +391,7 @@ def _round(x: float | None) -> float | None:
 
 README = """# {name}
 
-A tiny {what} for tinymath, the embedded default's task: {arch}. Trained by `python-sft/prm_raft/train_tiny_prm.py`
+A tiny {what} for tinymath, the embedded default's task: {arch}. Trained by `python-sft/prm_raft/tiny/train_prm.py`
 through `python-sft/prm_raft/prm_train.py` (kind `{kind}`), fine-tuned from {base}.
 
 How it scores (see `prm_config.json` and `python-sft/prm_raft/prm_format.py`, the one definition shared by training and
@@ -403,7 +403,7 @@ token) and `\\n` between steps; {readout}. Serve it with
 
 Exact labels: tinymath's steps are checkable, so a step is labeled 1 iff the solution prefix up to and including it is
 right (every step so far arithmetically right and on the reference chain: same operands, same result; the `#### N` line
-right iff N is the answer) and 0 from the first wrong step on (`prm_raft/tinymath_labels.py`). {label_note}
+right iff N is the answer) and 0 from the first wrong step on (`prm_raft/tiny/labels.py`). {label_note}
 
 Train split: {train_stats}.
 Sources: {sources}.
@@ -590,7 +590,7 @@ def run(args: argparse.Namespace) -> Path:
             write_jsonl(keep / "test.jsonl", test_rows)
         prm_cfg = json.loads((stage / prm_train.PRM_CONFIG).read_text(encoding="utf-8"))
         size_kb = sum(p.stat().st_size for p in stage.iterdir() if p.is_file()) // 1024
-        cmd = ["python", "-m", "prm_raft.train_tiny_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
+        cmd = ["python", "-m", "prm_raft.tiny.train_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
         for flag, default_value, value in _non_defaults(args):
             for v in value if isinstance(value, list) else [value]:
                 cmd += [flag, str(v)]
@@ -679,7 +679,7 @@ def _non_defaults(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m prm_raft.train_tiny_prm", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m prm_raft.tiny.train_prm", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="tinymath directory (train.jsonl, test.jsonl)")
     ap.add_argument("--policy", default="../models/tinymath-policy", help="tiny policy checkpoint to sample from and fine-tune ('none': scratch)")
     ap.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")

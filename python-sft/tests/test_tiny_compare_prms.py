@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from prm_raft import compare_tiny_prms as ctp
+from prm_raft.tiny import compare_prms as ctp
 from prm_raft import prm_train
-from prm_raft.tinymath import load_jsonl
+from prm_raft.tiny.tinymath import load_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "models" / "tinymath-policy"

@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from prm_raft import tinymath, train_tiny_policy
+from prm_raft.tiny import tinymath
+from prm_raft.tiny import train_policy as train_tiny_policy
 
 SMALL = ["--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "64", "--batch-size", "4", "--warmup", "2", "--log-every", "2"]
 

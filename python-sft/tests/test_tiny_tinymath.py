@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from prm_raft import tinymath
-from prm_raft.tinymath import check_step, final_answer, generate_problem, generate_splits, load_jsonl
+from prm_raft.tiny import tinymath
+from prm_raft.tiny.tinymath import check_step, final_answer, generate_problem, generate_splits, load_jsonl
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tinymath"
 
