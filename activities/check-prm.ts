@@ -1,9 +1,9 @@
 // Stage: before scoring, make sure every PRM replica is up and serves the configured model.
 import { BadInputError, TransientError } from '../core/errors.js';
-import type { RaftIterationInput } from '../core/raft.js';
+import type { PrmEndpoint } from '../core/raft.js';
 import { withFailureClasses } from './failures.js';
 
-export async function checkPrm(input: { prm: RaftIterationInput['prm'] }): Promise<{ fingerprint: string }> {
+export async function checkPrm(input: { prm: PrmEndpoint }): Promise<{ fingerprint: string }> {
   return withFailureClasses(async () => {
     const roots = new Set<string>();
     for (const base of input.prm.baseUrls) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PrmClient } from '../clients/prm.js';
 import type { ShardHeartbeat } from '../core/evaluation.js';
 import { cacheDir } from '../core/layout.js';
-import { ScoreShardResult, type RaftIterationInput, type SampleShardResult } from '../core/raft.js';
+import { ScoreShardResult, type PrmEndpoint, type RaftIterationInput, type SampleShardResult } from '../core/raft.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { splitSteps } from '../core/steps.js';
 import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
@@ -13,7 +13,7 @@ import { recoverPartial } from '../store/partial.js';
 import { withFailureClasses } from './failures.js';
 import type { SampledPrompt } from './sample-shard.js';
 
-export type ScoreShardInput = Pick<RaftIterationInput, 'prm' | 'steps' | 'storeRoot'> & { prmFingerprint: string; samples: SampleShardResult };
+export type ScoreShardInput = Pick<RaftIterationInput, 'steps' | 'storeRoot'> & { prm: PrmEndpoint; prmFingerprint: string; samples: SampleShardResult };
 
 /** One line of a scores shard: per response, its step scores ([] when it has no steps). */
 export interface ScoredPrompt {

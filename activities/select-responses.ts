@@ -1,9 +1,10 @@
-// Stage: the top-ranked response per prompt becomes the SFT set; the stats say how good the pick was.
+// Stage: one response per prompt becomes the SFT set; the stats say how good the pick was against the baselines.
 import { Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { aggregateStepScores } from '../core/aggregate.js';
+import { aggregateStepScores, type Aggregation } from '../core/aggregate.js';
+import { BadInputError } from '../core/errors.js';
 import { cacheDir } from '../core/layout.js';
 import type { ArtifactManifest } from '../core/manifests.js';
 import { renderPrompt } from '../core/prompts.js';
@@ -15,17 +16,21 @@ import type { SampledPrompt } from './sample-shard.js';
 import type { ScoredPrompt } from './score-shard.js';
 
 export type SelectResponsesInput = Pick<RaftIterationInput, 'selection' | 'prompt' | 'storeRoot'> & {
-  aggregation: RaftIterationInput['prm']['aggregation'];
-  /** Pairs of a samples shard and its scores shard, in shard order. */
-  shards: Array<{ samples: SampleShardResult; scores: ScoreShardResult }>;
+  /** How step scores become a response's score; prm mode only. */
+  aggregation?: Aggregation;
+  /** Each samples shard with its scores shard, in shard order; the baseline modes have no scores. */
+  shards: Array<{ samples: SampleShardResult; scores?: ScoreShardResult }>;
 };
 
 export async function selectResponses(input: SelectResponsesInput): Promise<SelectionResult> {
   return withFailureClasses(async () => {
+    if (input.selection.mode === 'prm' && (input.aggregation === undefined || input.shards.some((s) => s.scores === undefined))) {
+      throw new BadInputError('selection.mode prm ranks by reward-model scores, but this selection was given no aggregation or a shard without scores');
+    }
     const key = contentKey({
-      v: 1,
-      shards: input.shards.map((s) => [s.samples.sha256, s.scores.sha256]),
-      aggregation: input.aggregation,
+      v: 2,
+      shards: input.shards.map((s) => [s.samples.sha256, s.scores?.sha256 ?? null]),
+      aggregation: input.aggregation ?? null,
       selection: input.selection,
       prompt: input.prompt,
     });
@@ -42,9 +47,11 @@ export async function selectResponses(input: SelectResponsesInput): Promise<Sele
       const sft: Array<{ prompt: string; completion: string }> = [];
       const selected: unknown[] = [];
       const scoresById = new Map<string, number[][]>();
-      for await (const { text } of readJsonlLines(scores.uri)) {
-        const s = JSON.parse(text) as ScoredPrompt;
-        scoresById.set(s.id, s.stepScores);
+      if (scores) {
+        for await (const { text } of readJsonlLines(scores.uri)) {
+          const s = JSON.parse(text) as ScoredPrompt;
+          scoresById.set(s.id, s.stepScores);
+        }
       }
       for await (const { text } of readJsonlLines(samples.uri)) {
         const p = JSON.parse(text) as SampledPrompt;
@@ -52,12 +59,13 @@ export async function selectResponses(input: SelectResponsesInput): Promise<Sele
         const candidates: Candidate[] = p.responses.map((r, j) => ({
           index: r.index,
           finishReason: r.finishReason,
-          score: aggregateStepScores(stepScores[j] ?? [], input.aggregation),
+          // Unscored (a baseline mode, or a response without steps): NaN, written as a null score.
+          score: input.aggregation ? aggregateStepScores(stepScores[j] ?? [], input.aggregation) : Number.NaN,
           extracted: r.extracted,
           correct: r.correct,
         }));
-        const outcome = selectTopResponse(candidates, input.selection);
-        stats = mergeSelectionStats(stats, selectionStatsOf(candidates, outcome));
+        const outcome = selectTopResponse(candidates, input.selection, p.id);
+        stats = mergeSelectionStats(stats, selectionStatsOf(candidates, outcome, input.selection));
         const best = outcome.selected;
         if (!best) continue;
         sft.push({ prompt: renderPrompt(input.prompt, p.question), completion: p.responses[best.index]?.text ?? '' });

@@ -43,6 +43,8 @@ async function main() {
       grader: { workers: 1 },
     });
     const input = raftIterationInputFromConfig(config);
+    // The config above has a prm section and the default selection.mode prm, so the input has it too.
+    const prmEndpoint = input.prm!;
 
     // The stubs alone: the same requests the pipeline makes, with the same concurrency, and nothing else.
     const policy = new PolicyClient(input.policy);
@@ -50,7 +52,7 @@ async function main() {
     let t = performance.now();
     await runSlidingWindow(chunk(prompts, 8), 8 * Number(values.width), (group) => policy.complete(group, { n: N, temperature: 1, topP: 1, maxTokens: 64, stop: [] }));
     const policyRaw = (prompts.length * N) / ((performance.now() - t) / 1000);
-    const prm = new PrmClient(input.prm);
+    const prm = new PrmClient(prmEndpoint);
     const items = Array.from({ length: N }, (_, j) => ({ id: `q/${j}`, question: 'q', steps: ['1 + 2 = 3', '3 - 1 = 2', '#### 2'] }));
     t = performance.now();
     await runSlidingWindow(prompts, 8 * Number(values.width), () => prm.score(items));
@@ -63,7 +65,7 @@ async function main() {
     const dataset = await run(prepareDataset, { dataset: input.sampling.datasets[0]!, storeRoot: input.storeRoot });
     const shards = await runSlidingWindow(planShards(dataset.count, input.sampling.shardSize), input.sampling.maxShardsInFlight, async (shard) => {
       const samples = await run(sampleShard, { ...input, policyFingerprint: 'stub@bench', dataset, shard });
-      const scores = await run(scoreShard, { prm: input.prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint: 'stub-prm@bench', samples });
+      const scores = await run(scoreShard, { prm: prmEndpoint, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint: 'stub-prm@bench', samples });
       return { samples, scores };
     });
     const selection = await run(selectResponses, { selection: input.selection, prompt: input.prompt, storeRoot: input.storeRoot, aggregation: 'min', shards });

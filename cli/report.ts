@@ -4,9 +4,11 @@ import type { ComparisonResult } from '../core/comparison.js';
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import type { LabelRunSummary } from '../core/labeling.js';
 import type { RaftIterationResult } from '../core/raft.js';
+import { accuracyStandardError, differenceStandardError, formatAccuracy, formatChange, percentText, withinNoise } from '../core/stats.js';
 import { bestOfNMarkdown, comparisonMarkdown } from '../report/markdown.js';
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+/** "41.2% ± 2.2": an accuracy on n questions with its standard error. */
+const withStdErr = (p: number, n: number) => formatAccuracy(p, accuracyStandardError(p, n));
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -14,24 +16,42 @@ function table(rows: string[][]): string {
 }
 
 export function formatAccuracyTable(summary: EvaluationSummary): string {
-  const rows = [['dataset', 'questions', 'correct', 'accuracy', 'truncated']];
+  const rows = [['dataset', 'questions', 'correct', 'accuracy ± SE', 'truncated']];
   for (const d of summary.datasets) {
-    rows.push([d.dataset, String(d.total), String(d.correct), pct(d.accuracy), String(d.truncated)]);
+    rows.push([d.dataset, String(d.total), String(d.correct), withStdErr(d.accuracy, d.total), String(d.truncated)]);
     for (const [group, g] of Object.entries(d.groups).sort(([a], [b]) => a.localeCompare(b))) {
-      rows.push([`  ${group}`, String(g.total), String(g.correct), pct(g.accuracy), '']);
+      rows.push([`  ${group}`, String(g.total), String(g.correct), withStdErr(g.accuracy, g.total), '']);
     }
   }
   return `policy ${summary.policy} (results in ${summary.runDir})\n${table(rows)}\n`;
 }
 
+/**
+ * The selection line: right picks of the run's own mode against the baselines' on the same samples, and for a
+ * reward model the share of the prompts it could have got right that it did.
+ */
+function selectionLine(s: RaftIterationResult['selection']): string {
+  const baselines: Array<[string, string]> = [
+    ['random', `random ${s.randomExpectedCorrect.toFixed(1)} (expected)`],
+    ['majority', `majority ${s.majorityCorrect}`],
+    ['oracle', `oracle ${s.promptsWithACorrectResponse} (prompts with a right response)`],
+  ];
+  // A mode's own count stands first; its baseline entry would repeat it, except random's expectation.
+  const picks = [`${s.mode} ${s.selectedCorrect}`, ...baselines.filter(([mode]) => mode !== s.mode || mode === 'random').map(([, text]) => text)];
+  const share =
+    s.mode === 'prm' && s.promptsWithACorrectResponse > 0
+      ? `; prm right on ${percentText(s.selectedCorrect / s.promptsWithACorrectResponse)}% of the ${s.promptsWithACorrectResponse} prompts with a right response`
+      : '';
+  const rejected = Object.keys(s.rejected).length ? `; rejected: ${Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+  const scores = s.meanSelectedScore === null ? '' : `; selected score mean ${s.meanSelectedScore.toFixed(3)}, min ${s.minSelectedScore?.toFixed(3) ?? '-'}`;
+  return `selected  ${s.kept}/${s.prompts} prompts kept a response (selection.mode ${s.mode})${scores}; right picks: ${picks.join(' · ')}${share}${rejected}`;
+}
+
 export function formatIteration(r: RaftIterationResult): string {
-  const s = r.selection;
   const lines = [
     `RAFT iteration (${r.runDir})`,
     `sampled   ${r.sampling.responses} responses for ${r.sampling.prompts} prompts (${r.sampling.correct} correct, ${r.sampling.truncated} cut at max_tokens, ${r.sampling.refused} prompts refused)`,
-    `selected  ${s.kept}/${s.prompts} prompts kept a response; selected score mean ${s.meanSelectedScore?.toFixed(3) ?? '-'}, min ${s.minSelectedScore?.toFixed(3) ?? '-'}; ` +
-      `${s.selectedCorrect}/${s.kept} selected are correct (${s.promptsWithACorrectResponse} prompts had a correct response)` +
-      (Object.keys(s.rejected).length ? `; rejected: ${Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''),
+    selectionLine(r.selection),
     `SFT       ${r.sft.steps} steps, loss ${r.sft.lossFirst?.toFixed(3) ?? '?'} → ${r.sft.lossLast?.toFixed(3) ?? '?'} (batch ${r.sft.perDeviceBatchSize}×${r.sft.gradientAccumulationSteps})${r.sft.cached ? ', reused' : ''}`,
     `policy    ${r.policyBefore} → ${r.policyAfter}`,
     '',
@@ -39,7 +59,14 @@ export function formatIteration(r: RaftIterationResult): string {
   const rows = [['dataset', 'before', 'after', 'change']];
   for (const b of r.before.datasets) {
     const a: DatasetAccuracy | undefined = r.after.datasets.find((d) => d.dataset === b.dataset);
-    rows.push([b.dataset, `${pct(b.accuracy)} (${b.correct}/${b.total})`, a ? `${pct(a.accuracy)} (${a.correct}/${a.total})` : '-', a ? `${a.accuracy >= b.accuracy ? '+' : ''}${(100 * (a.accuracy - b.accuracy)).toFixed(1)}` : '']);
+    const cell = (d: DatasetAccuracy) => `${withStdErr(d.accuracy, d.total)} (${d.correct}/${d.total})`;
+    let change = '';
+    if (a) {
+      const delta = a.accuracy - b.accuracy;
+      const se = differenceStandardError(accuracyStandardError(a.accuracy, a.total), accuracyStandardError(b.accuracy, b.total));
+      change = `${formatChange(delta, se)}${withinNoise(delta, se) ? ' (within 2 SE: noise)' : ''}`;
+    }
+    rows.push([b.dataset, cell(b), a ? cell(a) : '-', change]);
   }
   return `${lines.join('\n')}${table(rows)}\n`;
 }

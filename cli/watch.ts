@@ -49,7 +49,7 @@ async function progressLine(client: Client, workflowId: string, type: string): P
   if (type === 'comparePrms') {
     const c = CompareProgress.parse(await handle.query('progress'));
     if (c.stage === 'iterating') {
-      return { line: `iterating: ${c.finished}/${c.rewardModels} reward models done${c.failed ? `, ${c.failed} failed` : ''}`, done: c.finished + c.failed, total: c.rewardModels };
+      return { line: `iterating: ${c.finished}/${c.iterations} iterations done${c.failed ? `, ${c.failed} failed` : ''}`, done: c.finished + c.failed, total: c.iterations };
     }
     return { line: `${c.stage}: ${c.shardsSampled}/${c.shardsTotal} shards sampled`, done: c.shardsSampled, total: c.shardsTotal };
   }
@@ -57,10 +57,10 @@ async function progressLine(client: Client, workflowId: string, type: string): P
   const p = RaftProgress.parse(await handle.query('progress'));
   if (p.stage === 'sampling' || p.stage === 'preparing') {
     const shardPrompts = p.shardsTotal > 0 ? p.promptsTotal / p.shardsTotal : 0;
-    // Each shard is sampled then scored: count both halves.
+    // Each shard is sampled then, in prm mode, scored: count both halves.
     const done = (p.shardsSampled + p.shardsScored) * shardPrompts + (await shardsInFlight(handle));
-    const total = 2 * p.promptsTotal;
-    return { line: `${p.stage}: ${p.shardsSampled}/${p.shardsTotal} shards sampled, ${p.shardsScored} scored`, done, total };
+    const total = (p.scoring ? 2 : 1) * p.promptsTotal;
+    return { line: `${p.stage}: ${p.shardsSampled}/${p.shardsTotal} shards sampled${p.scoring ? `, ${p.shardsScored} scored` : ''}`, done, total };
   }
   if (p.stage === 'training') {
     const beat = (await pendingHeartbeats(handle)).find((b): b is { step: number; total: number; loss: number | null } => typeof (b as { step?: unknown })?.step === 'number');

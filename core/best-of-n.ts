@@ -4,6 +4,7 @@ import { aggregateStepScores, Aggregation } from './aggregate.js';
 import { BestOfNConfig, GraderConfig, PolicyConfig, resolvePrompt, RewardModelConfig, SamplingConfig, type Config } from './config.js';
 import { BadInputError } from './errors.js';
 import { PromptTemplate } from './prompts.js';
+import { mulberry32 } from './random.js';
 import { RaftIterationResult, type SampleShardResult } from './raft.js';
 import { StepSplitConfig } from './steps.js';
 
@@ -323,15 +324,4 @@ function streamSeed(seed: number, n: number): number {
   h = Math.imul(h ^ (h >>> 13) ^ Math.floor(seed / 2 ** 32), 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16) ^ n, 0x27d4eb2d);
   return (h ^ (h >>> 15)) >>> 0;
-}
-
-/** mulberry32: small, fast, and the same sequence on every platform for a seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

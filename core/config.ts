@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { DatasetSource } from './records.js';
 import { PromptTemplate, PROMPT_PRESETS } from './prompts.js';
 import { Aggregation } from './aggregate.js';
-import { SelectionConfig } from './selection.js';
+import { SELECTION_BASELINES, SelectionConfig } from './selection.js';
 import { StepSplitConfig } from './steps.js';
 import { unknownPlaceholders } from './command.js';
 
@@ -244,6 +244,12 @@ export const GraderConfig = z.strictObject({
   timeoutSeconds: positiveInt.default(600),
 });
 
+/** The rows a comparison always has besides its reward models, and what each is. */
+const RESERVED_ROWS = new Map<string, string>([
+  ['baseline', 'the untuned policy'],
+  ...SELECTION_BASELINES.map((mode) => [mode, `RAFT with selection.mode ${mode}, which needs no reward model`] as const),
+]);
+
 export const Config = z.strictObject({
   name: nonEmpty,
   temporal: TemporalConfig.prefault({}),
@@ -256,7 +262,10 @@ export const Config = z.strictObject({
   grader: GraderConfig.prefault({}),
   /** The RAFT iteration's sections; `prm-raft eval` needs none of them. */
   sampling: SamplingConfig.optional(),
-  /** Reward models compared by `prm-raft compare` and `prm-raft bon`; names are unique. */
+  /**
+   * Reward models compared by `prm-raft compare` and `prm-raft bon`; names are unique, and not the names of a
+   * comparison's own rows (each is also a child workflow's id suffix).
+   */
   rewardModels: z
     .array(RewardModelConfig)
     .min(1)
@@ -265,6 +274,8 @@ export const Config = z.strictObject({
       models.forEach((m, i) => {
         if (seen.has(m.name)) ctx.addIssue({ code: 'custom', message: `duplicate reward model name "${m.name}"`, path: [i, 'name'] });
         seen.add(m.name);
+        const reserved = RESERVED_ROWS.get(m.name);
+        if (reserved) ctx.addIssue({ code: 'custom', message: `reward model name "${m.name}" is reserved: every comparison has a "${m.name}" row, ${reserved}`, path: [i, 'name'] });
       });
     })
     .optional(),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { EvaluationConfig, GraderConfig, PolicyConfig, PrmConfig, SamplingConfig, ServingConfig, SftConfig, resolvePrompt, type Config } from './config.js';
 import { ArtifactManifest, EvaluationSummary } from './manifests.js';
 import { PromptTemplate } from './prompts.js';
-import { SelectionConfig, SelectionStats } from './selection.js';
+import { SelectionConfig, SelectionMode, SelectionStats } from './selection.js';
 import { StepSplitConfig } from './steps.js';
 
 export const SampleShardResult = ArtifactManifest.extend({
@@ -20,6 +20,14 @@ export const SampleShardResult = ArtifactManifest.extend({
 });
 export type SampleShardResult = z.infer<typeof SampleShardResult>;
 
+/** A reward model as an iteration reaches it (the server `prm-raft dev up` may start for it is not the iteration's). */
+export const PrmEndpoint = PrmConfig.omit({ localServer: true });
+export type PrmEndpoint = z.infer<typeof PrmEndpoint>;
+
+/** Why an iteration in prm mode cannot run: the one message for the config check and the workflow's own guard. */
+export const PRM_REQUIRED =
+  'prm (the reward model that selection.mode prm ranks responses by — or set selection.mode to oracle, random or majority, which need none)';
+
 export const RaftIterationInput = z.strictObject({
   name: z.string(),
   /** The policy to improve: served at `baseUrls` under `model`, with its weights at `checkpoint`. */
@@ -29,7 +37,8 @@ export const RaftIterationInput = z.strictObject({
   prompt: PromptTemplate,
   sampling: SamplingConfig,
   steps: StepSplitConfig,
-  prm: PrmConfig.omit({ localServer: true }),
+  /** The reward model; given exactly when `selection.mode` is `prm` (see raftIterationInputFromConfig). */
+  prm: PrmEndpoint.optional(),
   selection: SelectionConfig,
   sft: SftConfig,
   serving: ServingConfig,
@@ -43,12 +52,16 @@ export const RaftIterationInput = z.strictObject({
 });
 export type RaftIterationInput = z.infer<typeof RaftIterationInput>;
 
-/** The iteration's input from a config, or a list of what the config lacks for it. */
+/**
+ * The iteration's input from a config, or a list of what the config lacks for it. Only `selection.mode: prm`
+ * takes the config's prm section: the baselines rank without a reward model, so they neither check nor call one.
+ */
 export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: string): RaftIterationInput {
-  const prm = config.prm;
-  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a RAFT iteration', prm ? [] : ['prm (the reward model endpoint)']);
-  const { localServer: _r, ...endpoint } = prm as NonNullable<Config['prm']>;
-  return { ...settings, prm: endpoint };
+  const needsPrm = config.selection.mode === 'prm';
+  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a RAFT iteration', needsPrm && !config.prm ? [PRM_REQUIRED] : []);
+  if (!needsPrm || !config.prm) return settings;
+  const { localServer: _r, ...prm } = config.prm;
+  return { ...settings, prm };
 }
 
 /**
@@ -134,7 +147,7 @@ export const RaftIterationResult = z.strictObject({
   policyBefore: z.string(),
   policyAfter: z.string(),
   sampling: z.strictObject({ prompts: z.number().int(), responses: z.number().int(), truncated: z.number().int(), refused: z.number().int(), correct: z.number().int() }),
-  selection: SelectionStats.extend({ meanSelectedScore: z.number().nullable() }),
+  selection: SelectionStats.extend({ mode: SelectionMode, meanSelectedScore: z.number().nullable() }),
   /** Which response each prompt kept, with its score and grade. */
   selected: ArtifactManifest,
   sft: SftResult,
@@ -147,6 +160,8 @@ export const RaftProgress = z.strictObject({
   stage: z.enum(['preparing', 'sampling', 'selecting', 'training', 'evaluating', 'done']),
   shardsTotal: z.number().int(),
   shardsSampled: z.number().int(),
+  /** Whether shards are scored at all: only prm mode has a reward model. */
+  scoring: z.boolean(),
   shardsScored: z.number().int(),
   promptsTotal: z.number().int(),
   sft: z.strictObject({ step: z.number().int(), total: z.number().int(), loss: z.number().nullable() }).nullable(),

@@ -39,11 +39,18 @@ function csvField(value: string | number | null | undefined): string {
 
 /** Machine-readable: fractions at full precision, empty fields for missing numbers. */
 export function comparisonCsv(table: ComparisonTable): string {
-  const header = ['policy', 'kind', ...table.datasets.flatMap((d) => [`${d}_accuracy`, `${d}_delta`]), 'selection_precision', 'mean_selected_score', 'error'];
+  const header = [
+    'policy',
+    'kind',
+    ...table.datasets.flatMap((d) => [`${d}_accuracy`, `${d}_accuracy_se`, `${d}_delta`, `${d}_delta_se`]),
+    'selection_precision',
+    'mean_selected_score',
+    'error',
+  ];
   const rows = table.rows.map((r) => [
     r.name,
     r.kind,
-    ...table.datasets.flatMap((d) => [r.accuracy[d], r.delta[d]]),
+    ...table.datasets.flatMap((d) => [r.accuracy[d], r.accuracyStdErr[d], r.delta[d], r.deltaStdErr[d]]),
     r.selectionPrecision,
     r.meanSelectedScore,
     r.error,

@@ -11,7 +11,7 @@ export async function comparisonPage(table: ComparisonTable, selectedScores: Rec
   const plotted = new Set(plottedRows(table));
   const unplotted = table.rows.filter((r) => !plotted.has(r)).map((r) => `${r.name}: no accuracy, so not in the plot.`);
   const sections: ReportSection[] = [
-    { heading: 'Accuracy after one RAFT iteration', svg: await renderSvg(beforeAfterSpec(table)), table: comparisonGrid(table), notes: [COMPARISON_UNITS, ...unplotted] },
+    { heading: 'Accuracy after one RAFT iteration', svg: await renderSvg(beforeAfterSpec(table)), table: comparisonGrid(table), notes: [COMPARISON_UNITS, 'Whiskers on the bars: ± one standard error.', ...unplotted] },
   ];
   const withScores = Object.fromEntries(Object.entries(selectedScores).filter(([, s]) => s.length > 0));
   if (Object.keys(withScores).length > 0) {

@@ -84,7 +84,10 @@ export function accuracyVsNSpec(report: BonReport): TopLevelSpec {
   };
 }
 
-/** Grouped bars: accuracy per evaluation dataset for the baseline and each tuned policy; failed rows are left out. */
+/**
+ * Grouped bars: accuracy per evaluation dataset for the baseline and each tuned policy, with ±1 standard error
+ * whiskers; failed rows are left out.
+ */
 export function beforeAfterSpec(table: ComparisonTable): TopLevelSpec {
   const shown = plottedRows(table);
   const tuned = tunedColours(table);
@@ -92,7 +95,9 @@ export function beforeAfterSpec(table: ComparisonTable): TopLevelSpec {
   const values = shown.flatMap((r) =>
     table.datasets.flatMap((dataset) => {
       const accuracy = r.accuracy[dataset];
-      return accuracy == null ? [] : [{ dataset, policy: r.name, accuracy }];
+      // A summary from before standard errors were recorded draws no whisker.
+      const se = r.accuracyStdErr[dataset] ?? 0;
+      return accuracy == null ? [] : [{ dataset, policy: r.name, accuracy, lo: accuracy - se, hi: accuracy + se }];
     }),
   );
   return {
@@ -100,13 +105,20 @@ export function beforeAfterSpec(table: ComparisonTable): TopLevelSpec {
     width: { step: 26 },
     height: 280,
     data: { values },
-    mark: 'bar',
     encoding: {
       x: { field: 'dataset', type: 'nominal', sort: table.datasets, axis: { title: null, labelAngle: 0 } },
       xOffset: { field: 'policy', type: 'nominal', sort: names },
-      y: { field: 'accuracy', type: 'quantitative', axis: { format: '%', title: 'accuracy' } },
-      color: { field: 'policy', type: 'nominal', scale: { domain: names, range: names.map((n) => tuned.get(n) ?? BASELINE_COLOUR) }, legend: { title: null, labelLimit: LABEL_LIMIT } },
     },
+    layer: [
+      {
+        mark: 'bar',
+        encoding: {
+          y: { field: 'accuracy', type: 'quantitative', axis: { format: '%', title: 'accuracy' } },
+          color: { field: 'policy', type: 'nominal', scale: { domain: names, range: names.map((n) => tuned.get(n) ?? BASELINE_COLOUR) }, legend: { title: null, labelLimit: LABEL_LIMIT } },
+        },
+      },
+      { mark: { type: 'rule', color: '#333333' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+    ],
   };
 }
 

@@ -1,6 +1,7 @@
 // The report tables as cells of text: Markdown and HTML both render these, so they always show the same numbers.
 import type { BonReport, BonTable } from '../core/best-of-n.js';
 import type { ComparisonTable } from '../core/comparison.js';
+import { percentText, signedPointsText } from '../core/stats.js';
 
 export interface Column {
   label: string;
@@ -17,19 +18,12 @@ export const MISSING = '—';
 
 /** A fraction in [0, 1] as percent with one decimal: 0.7791 → "77.9". */
 export function percent(x: number | null | undefined): string {
-  return x == null ? MISSING : noNegativeZero((x * 100).toFixed(1));
+  return x == null ? MISSING : percentText(x);
 }
 
 /** A change in accuracy (a fraction) as signed percentage points: 0.016 → "+1.6". */
 export function signedPoints(x: number | null | undefined): string {
-  if (x == null) return MISSING;
-  const s = noNegativeZero((x * 100).toFixed(1));
-  return Number(s) > 0 ? `+${s}` : s;
-}
-
-/** Rounding a tiny negative number must not print "-0.0". */
-function noNegativeZero(s: string): string {
-  return Number(s) === 0 ? s.replace('-', '') : s;
+  return x == null ? MISSING : signedPointsText(x);
 }
 
 function score(x: number | null): string {
@@ -43,7 +37,9 @@ export function comparisonGrid(table: ComparisonTable): Grid {
     { label: 'Policy', align: 'left' },
     ...table.datasets.flatMap((d): Column[] => [
       { label: `${d} (%)`, align: 'right' },
+      { label: `± SE`, align: 'right' },
       { label: `Δ ${d}`, align: 'right' },
+      { label: `± SE`, align: 'right' },
     ]),
     { label: 'Selection precision (%)', align: 'right' },
     { label: 'Mean selected score', align: 'right' },
@@ -52,7 +48,7 @@ export function comparisonGrid(table: ComparisonTable): Grid {
   ];
   const rows = table.rows.map((r) => [
     r.name,
-    ...table.datasets.flatMap((d) => [percent(r.accuracy[d]), signedPoints(r.delta[d])]),
+    ...table.datasets.flatMap((d) => [percent(r.accuracy[d]), percent(r.accuracyStdErr[d]), signedPoints(r.delta[d]), percent(r.deltaStdErr[d])]),
     percent(r.selectionPrecision),
     score(r.meanSelectedScore),
     ...(failed ? [r.error ?? ''] : []),
@@ -100,7 +96,10 @@ export function bestOfNSummary(report: BonReport): string {
   return `${report.problems} problems, ${report.samplesPerProblem} responses sampled per problem. Accuracy in percent; best-of-N is the mean over random N-subsets ± their standard deviation.`;
 }
 
-export const COMPARISON_UNITS = 'Accuracy in percent; Δ in percentage points against the baseline.';
+export const COMPARISON_UNITS =
+  'Accuracy in percent; Δ in percentage points against the baseline. ± SE: one standard error, √(p(1−p)/n) over n questions, ' +
+  'and √(SE₁² + SE₂²) for Δ (conservative: both evaluations use one test set); a Δ within 2 SE is noise. ' +
+  'The oracle, random and majority rows select without a reward model: a right response, a random one, one with the most common answer.';
 
 /** One line per reward model that has no table because it failed, so a reader knows it was tried. */
 export function failedRewardModelLines(report: BonReport): string[] {

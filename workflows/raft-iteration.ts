@@ -1,4 +1,5 @@
 // One RAFT iteration: sample N per prompt → PRM-score every step → keep the best → SFT → evaluate before and after.
+// The baseline selection modes (oracle, random, majority) skip the reward model: no check, no scoring.
 import {
   ActivityFailure,
   ApplicationFailure,
@@ -14,11 +15,12 @@ import type { Activities } from '../activities/index.js';
 import type { EvaluatePolicyInput } from '../core/evaluation.js';
 import type { ShardPlan } from '../core/evaluation.js';
 import type { SampleShardInput } from '../activities/sample-shard.js';
+import type { SelectResponsesInput } from '../activities/select-responses.js';
 import { shardJobs } from './shard-plan.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
-import type { RaftIterationInput, RaftIterationResult, RaftProgress, SampleShardResult, ScoreShardResult, ServedPolicy, SftResult } from '../core/raft.js';
+import { PRM_REQUIRED, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult } from '../core/raft.js';
 import { meanSelectedScore } from '../core/selection.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { evaluatePolicy } from './evaluate-policy.js';
@@ -87,48 +89,53 @@ export function sampleShardInput(
 }
 
 export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
-  const { quick, shards, serving, training } = raftProxies({ ...input, prmTimeoutSeconds: input.prm.requestTimeoutSeconds });
+  const prm = input.selection.mode === 'prm' ? input.prm : undefined;
+  if (input.selection.mode === 'prm' && !prm) throw ApplicationFailure.nonRetryable(`the iteration's input lacks ${PRM_REQUIRED}`, 'BadInput');
+  const { quick, shards, serving, training } = raftProxies({ ...input, prmTimeoutSeconds: prm?.requestTimeoutSeconds ?? 0 });
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
-  const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, shardsScored: 0, promptsTotal: 0, sft: null };
+  const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, scoring: prm !== undefined, shardsScored: 0, promptsTotal: 0, sft: null };
   setHandler(raftProgressQuery, () => progress);
 
-  const scoreSamples = async (samples: SampleShardResult, prmFingerprint: string) => {
-    const scores = await shards.scoreShard({ prm: input.prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
-    progress.shardsScored += 1;
-    return { samples, scores };
+  type Shard = SelectResponsesInput['shards'][number];
+  /** Checks the reward model and returns what scores one samples shard, or null when the mode needs no scores. */
+  const checkScorer = async (): Promise<((samples: SampleShardResult) => Promise<Shard>) | null> => {
+    if (!prm) return null;
+    const { fingerprint: prmFingerprint } = await quick.checkPrm({ prm });
+    return async (samples) => {
+      const scores = await shards.scoreShard({ prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
+      progress.shardsScored += 1;
+      return { samples, scores };
+    };
   };
-  let sampling: Array<{ samples: SampleShardResult; scores: ScoreShardResult }>;
+  let sampling: Shard[];
   let before: EvaluationSummary;
   if (input.reuse) {
-    // A comparison sampled and evaluated the input policy once for every reward model: only scoring is ours.
+    // A comparison sampled and evaluated the input policy once for every iteration: only scoring (prm mode) is ours.
     const { samples, before: reused } = input.reuse;
-    const { fingerprint: prmFingerprint } = await quick.checkPrm({ prm: input.prm });
+    const score = await checkScorer();
     progress.stage = 'sampling';
     progress.shardsTotal = samples.length;
     progress.shardsSampled = samples.length;
     progress.promptsTotal = samples.reduce((n, s) => n + s.prompts, 0);
-    sampling = await runSlidingWindow(samples, input.sampling.maxShardsInFlight, (s) => scoreSamples(s, prmFingerprint));
+    sampling = score ? await runSlidingWindow(samples, input.sampling.maxShardsInFlight, score) : samples.map((s) => ({ samples: s }));
     before = reused;
   } else {
     const datasets = await Promise.all(input.sampling.datasets.map((dataset) => quick.prepareDataset({ dataset, storeRoot: input.storeRoot })));
     [sampling, before] = await withInputPolicy(input, serving, async (policy) => {
-      const [{ fingerprint }, { fingerprint: prmFingerprint }] = await Promise.all([
-        quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }),
-        quick.checkPrm({ prm: input.prm }),
-      ]);
+      const [{ fingerprint }, score] = await Promise.all([quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }), checkScorer()]);
       const evaluationBefore = await startChild(evaluatePolicy, { workflowId: `${workflowId}-before`, args: [evaluationInput(input, policy)] });
       const jobs = shardJobs(datasets, input.sampling.shardSize, 'sampling.shardSize');
       progress.stage = 'sampling';
       progress.shardsTotal = jobs.length;
       progress.promptsTotal = datasets.reduce((n, d) => n + d.count, 0);
-      const scored = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async (job) => {
+      const sampled = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async (job): Promise<Shard> => {
         const samples = await shards.sampleShard(sampleShardInput(input, policy, fingerprint, job));
         progress.shardsSampled += 1;
         // Scoring this shard overlaps with sampling the next ones.
-        return scoreSamples(samples, prmFingerprint);
+        return score ? score(samples) : { samples };
       });
-      return [scored, await evaluationBefore.result()] as const;
+      return [sampled, await evaluationBefore.result()] as const;
     });
   }
 
@@ -137,7 +144,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
     selection: input.selection,
     prompt: input.prompt,
     storeRoot: input.storeRoot,
-    aggregation: input.prm.aggregation,
+    aggregation: prm?.aggregation,
     shards: sampling,
   });
   if (selection.sftData.count === 0) {
@@ -175,7 +182,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
       refused: all.reduce((n, s) => n + s.refused, 0),
       correct: all.reduce((n, s) => n + s.correct, 0),
     },
-    selection: { ...selection.stats, meanSelectedScore: meanSelectedScore(selection.stats) },
+    selection: { ...selection.stats, mode: input.selection.mode, meanSelectedScore: meanSelectedScore(selection.stats) },
     selected: selection.selected,
     sft,
     before,

@@ -1,4 +1,5 @@
 // selectResponses over two shards of samples and scores: the files it writes, their manifests, the cache.
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,7 +45,7 @@ async function shard(index: number, prompts: SampledPrompt[], scores: ScoredProm
 beforeEach(async () => {
   store = await mkdtemp(join(tmpdir(), 'prm-raft-select-'));
   input = {
-    selection: { mode: 'prm', dropNoAnswer: true, dropTruncated: true },
+    selection: { mode: 'prm', seed: 0, dropNoAnswer: true, dropTruncated: true },
     prompt: PROMPT_PRESETS.tinymath!,
     storeRoot: store,
     aggregation: 'min',
@@ -77,11 +78,37 @@ describe('selectResponses', () => {
     expect(await readFile(result.selected.uri, 'utf8')).toBe(selected);
     expect(result.sftData).toMatchObject({ count: 2, sha256: sha256(sft) });
     expect(result.selected).toMatchObject({ count: 2, sha256: sha256(selected) });
-    expect(result.stats).toMatchObject({ prompts: 3, kept: 2, selectedCorrect: 2, promptsWithACorrectResponse: 2, rejected: { 'no-answer': 2 } });
+    // Baselines on the same samples: a: both right; b: no answers; c: one of two right, a 1–1 tie won by "4".
+    expect(result.stats).toMatchObject({ prompts: 3, kept: 2, selectedCorrect: 2, promptsWithACorrectResponse: 2, randomExpectedCorrect: 1.5, majorityCorrect: 2, rejected: { 'no-answer': 2 } });
     expect((await readdir(dirname(result.sftData.uri))).sort()).toEqual(['result.json', 'selected.jsonl', 'sft.jsonl']);
 
     const again = await run(input);
     expect(again).toEqual({ ...result, cached: true });
+  });
+
+  it('selects without scores in a baseline mode, writing null scores, each mode in its own cache entry', async () => {
+    const unscored = input.shards.map(({ samples }) => ({ samples }));
+    const majority = await run({ ...input, selection: { ...input.selection, mode: 'majority' }, aggregation: undefined, shards: unscored });
+    expect(await readFile(majority.selected.uri, 'utf8')).toBe(
+      toJsonl([
+        { id: 'a', index: 0, score: null, correct: true, extracted: '4' },
+        { id: 'c', index: 0, score: null, correct: true, extracted: '4' },
+      ]),
+    );
+    expect(majority.stats).toMatchObject({ kept: 2, scored: 0, minSelectedScore: null, selectedCorrect: 2, majorityCorrect: 2, randomExpectedCorrect: 1.5 });
+
+    const random = await run({ ...input, selection: { ...input.selection, mode: 'random', seed: 3 }, aggregation: undefined, shards: unscored });
+    expect(random.selected.uri).not.toBe(majority.selected.uri);
+    expect(random.stats).toMatchObject({ kept: 2, scored: 0, majorityCorrect: 2, randomExpectedCorrect: 1.5 });
+    const again = await run({ ...input, selection: { ...input.selection, mode: 'random', seed: 3 }, aggregation: undefined, shards: unscored });
+    expect(again).toEqual({ ...random, cached: true });
+  });
+
+  it('refuses prm mode without scores, as bad input', async () => {
+    const error = await run({ ...input, shards: input.shards.map(({ samples }) => ({ samples })) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApplicationFailure);
+    expect((error as ApplicationFailure).nonRetryable).toBe(true);
+    expect((error as Error).message).toContain('selection.mode prm ranks by reward-model scores');
   });
 
   it('writes empty files when no prompt keeps a response', async () => {

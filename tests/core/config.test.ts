@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolvePrompt } from '../../core/config.js';
 import { parseConfigText } from '../../core/parse-config.js';
+import { raftIterationInputFromConfig } from '../../core/raft.js';
 
 const minimal = `
 name: t
@@ -20,7 +21,8 @@ function problems(text: string): string[] {
 }
 
 describe('config', () => {
-  it.each(['configs/tiny.yaml', ...readdirSync('configs/paper').map((f) => join('configs/paper', f))])('%s is valid', (file) => {
+  const shipped = [...readdirSync('configs').filter((f) => f.endsWith('.yaml')).map((f) => join('configs', f)), ...readdirSync('configs/paper').map((f) => join('configs/paper', f))];
+  it.each(shipped)('%s is valid', (file) => {
     const parsed = parseConfigText(readFileSync(file, 'utf8'), file);
     expect(parsed.ok ? [] : parsed.problems).toEqual([]);
   });
@@ -77,9 +79,52 @@ describe('config', () => {
     ]);
   });
 
+  it("refuses a reward model named after a comparison's own rows", () => {
+    const models = (names: string[]) => `${minimal}rewardModels:\n${names.map((n) => `  - { name: ${n}, model: m, baseUrls: ["http://127.0.0.1:9"] }\n`).join('')}`;
+    expect(problems(models(['er-2', 'random', 'baseline']))).toEqual([
+      'rewardModels.1.name: reward model name "random" is reserved: every comparison has a "random" row, RAFT with selection.mode random, which needs no reward model',
+      'rewardModels.2.name: reward model name "baseline" is reserved: every comparison has a "baseline" row, the untuned policy',
+    ]);
+    expect(problems(models(['oracle']))).toEqual([expect.stringContaining('"oracle" is reserved')]);
+    expect(problems(models(['majority']))).toEqual([expect.stringContaining('"majority" is reserved')]);
+    // Only those names: one that merely contains them, or an Object.prototype key, is fine.
+    expect(parseConfigText(models(['random-2', 'constructor']), 'c.yaml').ok).toBe(true);
+  });
+
   it('reports unreadable YAML with its line and column, and a non-mapping document', () => {
     expect(problems('name: [x\n')).toEqual([expect.stringMatching(/^c\.yaml:\d+:\d+: unreadable YAML: /)]);
     expect(problems('name: a\nname: b\n')[0]).toMatch(/^c\.yaml:2:1: unreadable YAML: Map keys must be unique/);
     expect(problems('- a\n- b\n')).toEqual(['c.yaml: expected a YAML mapping at the top level']);
+  });
+});
+
+describe('iteration input from a config', () => {
+  const iteration = `${minimal.replace('baseUrls: ["http://127.0.0.1:8000/v1"] }', 'baseUrls: ["http://127.0.0.1:8000/v1"], checkpoint: /ckpt }')}
+sampling: { datasets: [{ name: train, source: tinymath, path: tr.jsonl }] }
+`;
+  const prmSection = 'prm: { model: p, baseUrls: ["http://127.0.0.1:9"], localServer: { checkpoint: /prm, port: 8200 } }\n';
+  const config = (text: string) => {
+    const parsed = parseConfigText(text, 'c.yaml');
+    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+    return parsed.config;
+  };
+
+  it('takes the reward model, without its local server, in prm mode', () => {
+    const input = raftIterationInputFromConfig(config(iteration + prmSection));
+    expect(input.selection.mode).toBe('prm');
+    expect(input.prm).toEqual({ model: 'p', baseUrls: ['http://127.0.0.1:9'], kind: 'prm', aggregation: 'min', maxConcurrency: 8, requestTimeoutSeconds: 300, maxRetries: 3 });
+  });
+
+  it('refuses prm mode without a reward model, naming prm and selection.mode', () => {
+    expect(() => raftIterationInputFromConfig(config(iteration))).toThrow(/lacks: prm \(the reward model that selection\.mode prm ranks responses by — or set selection\.mode to oracle, random or majority/);
+  });
+
+  it('needs no reward model in the baseline modes, and passes none on even when the config has one', () => {
+    for (const mode of ['oracle', 'random', 'majority']) {
+      const without = raftIterationInputFromConfig(config(`${iteration}selection: { mode: ${mode}, seed: 7 }\n`));
+      expect(without.selection).toMatchObject({ mode, seed: 7 });
+      expect(without.prm).toBeUndefined();
+      expect(raftIterationInputFromConfig(config(`${iteration}${prmSection}selection: { mode: ${mode} }\n`)).prm).toBeUndefined();
+    }
   });
 });

@@ -48,11 +48,12 @@ export function mockActivities(calls: string[], runSft?: (input: RunSftInput) =>
       return { ...manifest(`/p/${input.samples.shard}`, input.samples.prompts), dataset: 'train', shard: input.samples.shard, scored: input.samples.responses, empty: 0, cached: false };
     },
     async selectResponses(input) {
-      calls.push(`select:${input.shards.map((s) => `${s.samples.shard}/${s.scores.shard}`).join(',')}`);
+      // A baseline mode has no scores: '-' in place of the scores shard.
+      calls.push(`select:${input.shards.map((s) => `${s.samples.shard}/${s.scores?.shard ?? '-'}`).join(',')}`);
       return {
         sftData: manifest('/sft.jsonl', 25),
         selected: manifest('/selected.jsonl', 25),
-        stats: { prompts: 25, kept: 25, scored: 25, scoreSum: 20, minSelectedScore: 0.5, selectedCorrect: 20, promptsWithACorrectResponse: 22, rejected: {} },
+        stats: { prompts: 25, kept: 25, scored: 25, scoreSum: 20, minSelectedScore: 0.5, selectedCorrect: 20, promptsWithACorrectResponse: 22, randomExpectedCorrect: 12.5, majorityCorrect: 18, rejected: {} },
         cached: false,
       };
     },

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { BonReport } from '../../core/best-of-n.js';
-import type { ComparisonTable } from '../../core/comparison.js';
+import { ComparisonTable } from '../../core/comparison.js';
 import { bestOfNMarkdown, comparisonCsv, comparisonMarkdown } from '../../report/markdown.js';
-import { percent, signedPoints } from '../../report/tables.js';
+import { COMPARISON_UNITS, percent, signedPoints } from '../../report/tables.js';
 import { bestOfN, comparison } from './fixtures.js';
 
 describe('number formatting', () => {
@@ -19,37 +19,45 @@ describe('number formatting', () => {
 });
 
 describe('comparison table', () => {
-  it('renders Table 1 as Markdown: percent, signed change, diagnostics, and the error of a failed row', () => {
+  it('renders Table 1 as Markdown: percent with standard errors, signed change, diagnostics, and the error of a failed row', () => {
     expect(comparisonMarkdown(comparison)).toBe(
       `## tinymath
 
-Accuracy in percent; Δ in percentage points against the baseline.
+${COMPARISON_UNITS}
 
-| Policy | gsm8k (%) | Δ gsm8k | math (%) | Δ math | Selection precision (%) | Mean selected score | Error |
-|---|---:|---:|---:|---:|---:|---:|---|
-| baseline | 77.9 | — | 31.2 | — | — | — |  |
-| ER-PRM | 79.5 | +1.6 | 31.8 | +0.6 | 82.4 | 0.912 |  |
-| hard &lt;b>&&lt;/b> soft | 78.1 | +0.2 | 30.9 | -0.3 | 80.0 | 0.871 |  |
-| ORM | — | — | — | — | — | — | SFT failed: out of memory \\| step 12 |
+| Policy | gsm8k (%) | ± SE | Δ gsm8k | ± SE | math (%) | ± SE | Δ math | ± SE | Selection precision (%) | Mean selected score | Error |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
+| baseline | 77.9 | 1.1 | — | — | 31.2 | 2.1 | — | — | — | — |  |
+| ER-PRM | 79.5 | 1.1 | +1.6 | 1.6 | 31.8 | 2.1 | +0.6 | 2.9 | 82.4 | 0.912 |  |
+| hard &lt;b>&&lt;/b> soft | 78.1 | 1.1 | +0.2 | 1.6 | 30.9 | 2.1 | -0.3 | 2.9 | 80.0 | 0.871 |  |
+| ORM | — | — | — | — | — | — | — | — | — | — | SFT failed: out of memory \\| step 12 |
+| random | 77.2 | 1.2 | -0.7 | 1.6 | 30.0 | 2.1 | -1.2 | 2.9 | 70.0 | — |  |
 `,
     );
+    expect(COMPARISON_UNITS).toContain('a Δ within 2 SE is noise');
   });
 
   it('has no error column when every row finished', () => {
     const table: ComparisonTable = { ...comparison, rows: comparison.rows.slice(0, 2) };
     expect(comparisonMarkdown(table).split('\n').slice(4, 6)).toEqual([
-      '| Policy | gsm8k (%) | Δ gsm8k | math (%) | Δ math | Selection precision (%) | Mean selected score |',
-      '|---|---:|---:|---:|---:|---:|---:|',
+      '| Policy | gsm8k (%) | ± SE | Δ gsm8k | ± SE | math (%) | ± SE | Δ math | ± SE | Selection precision (%) | Mean selected score |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]);
+  });
+
+  it('shows no standard error for a summary written before they were recorded', () => {
+    const old = ComparisonTable.parse({ ...comparison, rows: comparison.rows.slice(0, 2).map(({ accuracyStdErr: _a, deltaStdErr: _d, ...row }) => row) });
+    expect(comparisonMarkdown(old).split('\n')[7]).toBe('| ER-PRM | 79.5 | — | +1.6 | — | 31.8 | — | +0.6 | — | 82.4 | 0.912 |');
   });
 
   it('writes CSV with fractions at full precision and empty fields for missing numbers', () => {
     expect(comparisonCsv(comparison)).toBe(
-      `policy,kind,gsm8k_accuracy,gsm8k_delta,math_accuracy,math_delta,selection_precision,mean_selected_score,error
-baseline,baseline,0.779,,0.312,,,,
-ER-PRM,prm,0.795,0.016,0.318,0.006,0.824,0.9123,
-hard <b>&</b> soft,prm,0.781,0.002,0.309,-0.003,0.8,0.8712,
-ORM,orm,,,,,,,SFT failed: out of memory | step 12
+      `policy,kind,gsm8k_accuracy,gsm8k_accuracy_se,gsm8k_delta,gsm8k_delta_se,math_accuracy,math_accuracy_se,math_delta,math_delta_se,selection_precision,mean_selected_score,error
+baseline,baseline,0.779,0.0114,,,0.312,0.0207,,,,,
+ER-PRM,prm,0.795,0.0111,0.016,0.0159,0.318,0.0208,0.006,0.0294,0.824,0.9123,
+hard <b>&</b> soft,prm,0.781,0.0114,0.002,0.0161,0.309,0.0207,-0.003,0.0292,0.8,0.8712,
+ORM,orm,,,,,,,,,,,SFT failed: out of memory | step 12
+random,random,0.772,0.0116,-0.007,0.0163,0.3,0.0205,-0.012,0.0292,0.7,,
 `,
     );
   });
@@ -57,8 +65,8 @@ ORM,orm,,,,,,,SFT failed: out of memory | step 12
   it('quotes CSV fields that hold a comma, a quote or a line break', () => {
     const row = comparison.rows[3]!;
     const table: ComparisonTable = { name: 't', datasets: ['gsm8k'], rows: [{ ...row, name: 'ORM, "v2"', error: 'line one\nline two' }] };
-    expect(comparisonCsv(table)).toBe(`policy,kind,gsm8k_accuracy,gsm8k_delta,selection_precision,mean_selected_score,error
-"ORM, ""v2""",orm,,,,,"line one
+    expect(comparisonCsv(table)).toBe(`policy,kind,gsm8k_accuracy,gsm8k_accuracy_se,gsm8k_delta,gsm8k_delta_se,selection_precision,mean_selected_score,error
+"ORM, ""v2""",orm,,,,,,,"line one
 line two"
 `);
   });

@@ -35,6 +35,13 @@ describe('plots', () => {
     expect(t).not.toContain('ORM');
   });
 
+  it('draws a ±1 standard error whisker on every bar', async () => {
+    const svg = await renderSvg(beforeAfterSpec(comparison));
+    // Four plotted rows (the failed one has no bars) × two datasets.
+    expect(svg.match(/aria-roledescription="rule mark"/g)).toHaveLength(8);
+    expect(svg).toContain('aria-label="dataset: gsm8k; lo: 0.7676; hi: 0.7904; policy: baseline"');
+  });
+
   it('gives a model the same colour in the bars and the score histograms', async () => {
     const colours = tunedColours(comparison);
     const svg = await renderSvg(selectedScoresSpec({ 'ER-PRM': selectedScores['ER-PRM']! }, colours));

@@ -1,5 +1,5 @@
 // comparePrms on the time-skipping test server with mocked activities: one sampling stage, one iteration per
-// reward model, and a failed iteration that leaves the others' rows.
+// reward model and per selection baseline, and a failed iteration that leaves the others' rows.
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -40,6 +40,7 @@ describe('comparePrms', () => {
     const calls: string[] = [];
     const base = mockActivities(calls);
     const reported: Array<{ table: ComparisonTable; selected: string[] }> = [];
+    const selections: Array<{ mode: string; scored: boolean; aggregation: string | undefined }> = [];
     const activities = {
       ...base,
       async scoreShard(i: Parameters<typeof base.scoreShard>[0]) {
@@ -53,7 +54,8 @@ describe('comparePrms', () => {
       },
       async selectResponses(i: Parameters<typeof base.selectResponses>[0]) {
         const r = await base.selectResponses(i);
-        const model = i.shards[0]?.scores.uri.includes('bad') ? 'bad' : 'ok';
+        selections.push({ mode: i.selection.mode, scored: i.shards.every((s) => s.scores !== undefined), aggregation: i.aggregation });
+        const model = i.shards[0]?.scores?.uri.includes('bad') ? 'bad' : 'ok';
         return { ...r, sftData: { ...r.sftData, uri: `/sft-${model}.jsonl` }, selected: { ...r.selected, uri: `/selected-${model}.jsonl` } };
       },
       async writeComparisonReportFiles({ table, selected }: { runDir: string; table: ComparisonTable; selected: Record<string, { uri: string }> }) {
@@ -80,18 +82,37 @@ describe('comparePrms', () => {
     for (const model of ['er', 'bad', 'o']) expect(calls.filter((c) => c.startsWith(`score:${model}:`))).toHaveLength(3);
     // The baseline is evaluated once, by the comparison itself, not once per reward model.
     expect(calls.filter((c) => c === 'evaluate:m')).toHaveLength(1);
+    // Only the reward models are checked and score; the selection baselines rank the same samples without one.
+    expect(calls.filter((c) => c === 'checkPrm')).toHaveLength(3);
+    expect(calls.filter((c) => /^score:\w+:\d+$/.test(c))).toHaveLength(9);
+    expect(selections.map((s) => [s.mode, s.scored, s.aggregation ?? null]).sort()).toEqual([
+      ['majority', false, null],
+      ['oracle', false, null],
+      ['prm', true, 'min'],
+      ['prm', true, 'min'],
+      ['prm', true, 'min'],
+      ['random', false, null],
+    ]);
+    // Every tuned policy, baselines included, is trained (all but the broken one's job, which fails).
+    expect(calls.filter((c) => c.startsWith('sft:'))).toHaveLength(5);
 
     expect(result.table.rows.map((r) => [r.name, r.kind, r.error === null])).toEqual([
       ['baseline', 'baseline', true],
       ['er-2', 'prm', true],
       ['broken', 'prm', false],
       ['orm', 'orm', true],
+      ['oracle', 'oracle', true],
+      ['random', 'random', true],
+      ['majority', 'majority', true],
     ]);
     const broken = result.table.rows.find((r) => r.name === 'broken');
     expect(broken?.error).toContain('empty completion');
     expect(broken?.accuracy).toEqual({ test: null });
     const er = result.table.rows.find((r) => r.name === 'er-2');
     expect(er).toMatchObject({ accuracy: { test: 0.5 }, delta: { test: 0 }, selectionPrecision: 0.8 });
-    expect(reported[0]?.selected.sort()).toEqual(['er-2', 'orm']);
+    // 1 of 2 questions right: √(0.5 · 0.5 / 2) = 0.3536, and √2 times that for the change.
+    expect(er?.accuracyStdErr.test).toBeCloseTo(0.3536, 4);
+    expect(er?.deltaStdErr.test).toBeCloseTo(0.5, 4);
+    expect(reported[0]?.selected.sort()).toEqual(['er-2', 'majority', 'oracle', 'orm', 'random']);
   });
 });

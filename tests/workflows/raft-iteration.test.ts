@@ -64,9 +64,41 @@ describe('raftIteration', () => {
     expect(calls).toContain('evaluate:m');
     expect(calls.at(-1)).toBe('summary:raft-order');
     expect(result.sampling).toEqual({ prompts: 25, responses: 100, truncated: 3, refused: 0, correct: 25 });
+    expect(calls.filter((c) => c === 'checkPrm')).toHaveLength(1);
+    expect(result.selection.mode).toBe('prm');
     expect(result.selection.meanSelectedScore).toBeCloseTo(0.8);
     expect(result.policyAfter).toBe('/cache/sft/abcdef123456/final');
     expect(result.before.datasets[0]?.accuracy).toBe(0.5);
+  });
+
+  it('neither checks nor calls a reward model in a baseline selection mode', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const selections: Array<Parameters<typeof base.selectResponses>[0]> = [];
+    const activities = {
+      ...base,
+      async selectResponses(i: Parameters<typeof base.selectResponses>[0]) {
+        selections.push(i);
+        return base.selectResponses(i);
+      },
+    };
+    const input = testInput();
+    const result = await run(activities, { ...input, selection: { ...input.selection, mode: 'majority' }, prm: undefined }, 'raft-majority');
+    expect(calls).not.toContain('checkPrm');
+    expect(calls.filter((c) => c.startsWith('score:'))).toEqual([]);
+    expect(calls).toContain('select:0/-,1/-,2/-');
+    expect(selections[0]).toMatchObject({ selection: { mode: 'majority' } });
+    expect(selections[0]?.aggregation).toBeUndefined();
+    expect(result.selection).toMatchObject({ mode: 'majority', majorityCorrect: 18, randomExpectedCorrect: 12.5 });
+    expect(calls.at(-1)).toBe('summary:raft-majority');
+  });
+
+  it('fails at once in prm mode without a reward model, naming prm and selection.mode', async () => {
+    const calls: string[] = [];
+    const error = await run(mockActivities(calls), { ...testInput(), prm: undefined }, 'raft-no-prm').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(messages(error)).toContain("the iteration's input lacks prm (the reward model that selection.mode prm ranks responses by");
+    expect(calls).toEqual([]);
   });
 
   it('retries a crashed SFT job, which then succeeds', async () => {

@@ -1,0 +1,83 @@
+// What `prm-raft eval` and `prm-raft iterate` print: accuracies with their standard errors, changes against their
+// noise, and the selection's right picks against the baselines on the same samples.
+import { describe, expect, it } from 'vitest';
+import { formatAccuracyTable, formatIteration } from '../../cli/report.js';
+import type { DatasetAccuracy, EvaluationSummary } from '../../core/manifests.js';
+import type { RaftIterationResult } from '../../core/raft.js';
+
+const accuracy = (dataset: string, correct: number, total: number, groups: DatasetAccuracy['groups'] = {}): DatasetAccuracy => ({
+  dataset,
+  source: 'tinymath',
+  total,
+  correct,
+  accuracy: correct / total,
+  truncated: 0,
+  groups,
+  results: { uri: `/r/${dataset}`, count: total, sha256: 'x' },
+});
+const summary = (policy: string, datasets: DatasetAccuracy[]): EvaluationSummary => ({ runDir: `/runs/${policy}`, policy, datasets, shardsCached: 0, shardsRun: 1 });
+
+const result = (selection: Partial<RaftIterationResult['selection']> = {}): RaftIterationResult => ({
+  runDir: '/runs/raft-1',
+  policyBefore: '/ckpt/base',
+  policyAfter: '/ckpt/new',
+  sampling: { prompts: 200, responses: 3200, truncated: 0, refused: 0, correct: 996 },
+  selection: {
+    mode: 'prm',
+    prompts: 200,
+    kept: 200,
+    scored: 200,
+    scoreSum: 71.4,
+    minSelectedScore: 0.267,
+    meanSelectedScore: 0.357,
+    selectedCorrect: 37,
+    promptsWithACorrectResponse: 146,
+    randomExpectedCorrect: 61.7,
+    majorityCorrect: 56,
+    rejected: {},
+    ...selection,
+  },
+  selected: { uri: '/selected.jsonl', count: 200, sha256: 'x' },
+  sft: { checkpoint: '/ckpt/new', steps: 26, lossFirst: 0.118, lossLast: 0.106, perDeviceBatchSize: 16, gradientAccumulationSteps: 1, cached: false },
+  // 206/500 → 174/500: −6.4 points, 2.1 SE; 50/100 → 53/100: +3.0 points, 0.4 SE.
+  before: summary('base', [accuracy('tinymath-test', 206, 500), accuracy('small', 50, 100)]),
+  after: summary('new', [accuracy('tinymath-test', 174, 500), accuracy('small', 53, 100)]),
+});
+
+const line = (text: string, start: string) => text.split('\n').find((l) => l.startsWith(start));
+
+describe('formatIteration', () => {
+  it('prints every accuracy with its standard error, and each change with its own and how many it is', () => {
+    const text = formatIteration(result());
+    // SE: √(.412·.588/500) = 2.2, √(.348·.652/500) = 2.1, change √(2.2² + 2.1²) = 3.1.
+    expect(line(text, 'tinymath-test')).toMatch(/^tinymath-test +41\.2% ± 2\.2 \(206\/500\) +34\.8% ± 2\.1 \(174\/500\) +-6\.4 ± 3\.1 \(2\.1 SE\)$/);
+    expect(line(text, 'small')).toMatch(/^small +50\.0% ± 5\.0 \(50\/100\) +53\.0% ± 5\.0 \(53\/100\) +\+3\.0 ± 7\.1 \(0\.4 SE\) \(within 2 SE: noise\)$/);
+  });
+
+  it("shows a reward model's right picks against the baselines, and its share of the prompts it could get right", () => {
+    expect(line(formatIteration(result()), 'selected')).toBe(
+      'selected  200/200 prompts kept a response (selection.mode prm); selected score mean 0.357, min 0.267; ' +
+        'right picks: prm 37 · random 61.7 (expected) · majority 56 · oracle 146 (prompts with a right response); ' +
+        'prm right on 25.3% of the 146 prompts with a right response',
+    );
+  });
+
+  it("puts a baseline mode's own count first, without scores, and says why responses were rejected", () => {
+    const majority = result({ mode: 'majority', scored: 0, scoreSum: 0, minSelectedScore: null, meanSelectedScore: null, selectedCorrect: 56, kept: 190, rejected: { truncated: 12 } });
+    expect(line(formatIteration(majority), 'selected')).toBe(
+      'selected  190/200 prompts kept a response (selection.mode majority); ' +
+        'right picks: majority 56 · random 61.7 (expected) · oracle 146 (prompts with a right response); rejected: truncated 12',
+    );
+    const random = result({ mode: 'random', scored: 0, minSelectedScore: null, meanSelectedScore: null, selectedCorrect: 60 });
+    expect(line(formatIteration(random), 'selected')).toContain('right picks: random 60 · random 61.7 (expected) · majority 56 · oracle 146');
+  });
+});
+
+describe('formatAccuracyTable', () => {
+  it('prints the standard error beside each accuracy, groups included', () => {
+    const text = formatAccuracyTable(summary('base', [accuracy('math', 40, 160, { 'level 1': { total: 10, correct: 9, accuracy: 0.9 } })]));
+    // √(.25·.75/160) = 3.4; √(.9·.1/10) = 9.5.
+    expect(line(text, 'math')).toMatch(/^math +160 +40 +25\.0% ± 3\.4 +0$/);
+    expect(line(text, '  level 1')).toMatch(/^ {2}level 1 +10 +9 +90\.0% ± 9\.5 *$/);
+  });
+});
