@@ -192,6 +192,9 @@ class Engine:
             input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention[i, width - len(ids) :] = 1
         gen_cfg = GenerationConfig(
+            # A preallocated cache: the growing default one re-concatenates every layer's keys and values each token,
+            # which on a small model costs more than the forward pass (greedy tinymath evaluation ran about 2x faster).
+            cache_implementation="static",
             max_new_tokens=max_tokens,
             do_sample=not greedy,
             temperature=None if greedy else float(temperature),

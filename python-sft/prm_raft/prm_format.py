@@ -25,7 +25,7 @@ Layout (``F`` = :class:`PrmFormat`; the default matches the tiny policy's prompt
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 STEP_TAG = "ки"  # Math-Shepherd's step tag
 GOOD_TOKEN = "+"
@@ -127,10 +127,17 @@ def orm_steps(steps: Sequence[str], fmt: PrmFormat = DEFAULT_FORMAT) -> list[str
     return [fmt.step_separator.join(steps)]
 
 
-def build_prm_input(
-    tokenizer: Any, question: str, steps: Sequence[str], fmt: PrmFormat = DEFAULT_FORMAT
-) -> tuple[list[int], list[int]]:
-    """(input_ids, tag_positions): the question, then each step followed by the tag token.
+class PrmInput(NamedTuple):
+    """One solution as the model sees it: token ids, the position of every step's tag, and where every step's
+    own tokens start (step i's tokens are ``input_ids[step_starts[i]:tag_positions[i]]``)."""
+
+    input_ids: list[int]
+    tag_positions: list[int]
+    step_starts: list[int]
+
+
+def build_prm_input(tokenizer: Any, question: str, steps: Sequence[str], fmt: PrmFormat = DEFAULT_FORMAT) -> PrmInput:
+    """The question, then each step followed by the tag token.
 
     ``len(tag_positions) == len(steps)``, ``input_ids[p] == tag id`` for every returned position and the tag
     id occurs nowhere else. Steps may be any strings (empty, unicode, containing the tag's characters).
@@ -140,13 +147,15 @@ def build_prm_input(
     ids = list(tokenizer(prompt, add_special_tokens=True, split_special_tokens=True)["input_ids"])
     sep = _encode_text(tokenizer, fmt.step_separator)
     positions: list[int] = []
+    starts: list[int] = []
     for i, step in enumerate(steps):
+        starts.append(len(ids))
         ids.extend(_encode_text(tokenizer, step))
         positions.append(len(ids))
         ids.append(tag)
         if i + 1 < len(steps):
             ids.extend(sep)
-    return ids, positions
+    return PrmInput(ids, positions, starts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,46 +168,107 @@ def steps_for_kind(kind: str, steps: Sequence[str], fmt: PrmFormat = DEFAULT_FOR
     return orm_steps(steps, fmt) if kind == "orm" else list(steps)
 
 
-def collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
-    """Right-pad a batch of (input_ids, tag_positions): tensors input_ids, attention_mask, and the flat
-    (row, position) index of every tag in order (row 0's tags first)."""
+def collate(encoded: Sequence[PrmInput], pad_id: int) -> dict[str, Any]:
+    """Right-pad a batch of PrmInputs: tensors input_ids, attention_mask, the flat (row, position) index of every
+    tag in order (row 0's tags first), and of every step token with the index of the tag (step) it belongs to."""
     import torch
 
-    width = max(len(ids) for ids, _ in encoded)
+    width = max(len(e.input_ids) for e in encoded)
     input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(encoded), width), dtype=torch.long)
-    rows, cols = [], []
-    for i, (ids, pos) in enumerate(encoded):
-        input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention[i, : len(ids)] = 1
-        rows.extend([i] * len(pos))
-        cols.extend(pos)
+    rows, cols, tok_rows, tok_cols, tok_step = [], [], [], [], []
+    for i, e in enumerate(encoded):
+        input_ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids, dtype=torch.long)
+        attention[i, : len(e.input_ids)] = 1
+        for start, tag in zip(e.step_starts, e.tag_positions):
+            tok_rows.extend([i] * (tag - start))
+            tok_cols.extend(range(start, tag))
+            tok_step.extend([len(cols)] * (tag - start))
+            rows.append(i)
+            cols.append(tag)
     return {
         "input_ids": input_ids,
         "attention_mask": attention,
         "tag_rows": torch.tensor(rows, dtype=torch.long),
         "tag_cols": torch.tensor(cols, dtype=torch.long),
+        "step_token_rows": torch.tensor(tok_rows, dtype=torch.long),
+        "step_token_cols": torch.tensor(tok_cols, dtype=torch.long),
+        "step_token_step": torch.tensor(tok_step, dtype=torch.long),
     }
 
 
-def tag_outputs(model: Any, kind: str, batch: dict[str, Any], label_ids: tuple[int, int] | None) -> Any:
-    """The raw model output at every tag of `batch` (one forward pass for the whole batch):
-    autoregressive / orm: a (tags, 2) tensor of the [good, bad] next-token logits at the tag;
-    regression: a (tags,) tensor of the scalar head's value at the tag."""
-    rows, cols = batch["tag_rows"], batch["tag_cols"]
-    if kind == "regression":
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return out.logits[rows, cols, 0]
-    assert label_ids is not None
-    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    logits = model.get_output_embeddings()(hidden[rows, cols])  # the LM head on the tag positions only
-    return logits[:, list(label_ids)]
+class TagOutputs(NamedTuple):
+    """The model's raw output at every tag of a batch, and (when asked) every step's log-likelihood."""
+
+    values: Any  # autoregressive / orm: (tags, 2) [good, bad] next-token logits; regression: (tags,) head values
+    step_logprob: Any  # (tags,) sum of log P(token | prefix) over each step's own tokens, or None
+    step_tokens: Any  # (tags,) number of tokens in each step, or None
 
 
-def scores_from_outputs(kind: str, outputs: Any) -> Any:
-    """Scores in [0, 1]: P(good) from the 2-way softmax over [good, bad], or sigmoid of the scalar head."""
+def tag_outputs(model: Any, kind: str, batch: dict[str, Any], label_ids: tuple[int, int] | None, *, step_logprob: bool = False) -> TagOutputs:
+    """One forward pass for the whole batch. With `step_logprob`, also each step's log-likelihood under the
+    model's own language-model head: how likely the model finds the step as written (the PRM is initialised
+    from the policy, so this starts as the policy's own likelihood of the step)."""
     import torch
 
+    rows, cols = batch["tag_rows"], batch["tag_cols"]
     if kind == "regression":
-        return torch.sigmoid(outputs)
-    return torch.softmax(outputs, dim=-1)[:, 0]
+        if step_logprob:
+            raise FormatError("a regression PRM has no language-model head: the step log-likelihood needs kind autoregressive or orm")
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return TagOutputs(out.logits[rows, cols, 0], None, None)
+    assert label_ids is not None
+    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    head = model.get_output_embeddings()
+    values = head(hidden[rows, cols])[:, list(label_ids)]  # the LM head on the tag positions only
+    if not step_logprob:
+        return TagOutputs(values, None, None)
+    t_rows, t_cols, t_step = batch["step_token_rows"], batch["step_token_cols"], batch["step_token_step"]
+    logp = torch.log_softmax(head(hidden[t_rows, t_cols - 1]).float(), dim=-1)  # position t-1 predicts token t
+    token_lp = logp.gather(1, batch["input_ids"][t_rows, t_cols][:, None])[:, 0]
+    sums = torch.zeros(len(rows), dtype=token_lp.dtype).index_add(0, t_step, token_lp)
+    counts = torch.zeros(len(rows), dtype=token_lp.dtype).index_add(0, t_step, torch.ones_like(token_lp))
+    return TagOutputs(values, sums, counts)
+
+
+@dataclass(frozen=True)
+class Readout:
+    """How a step's score is read: sigmoid(z_good - z_bad + step_logprob_weight * step log-likelihood + bias).
+    The default (weight 0, bias 0) is the plain Math-Shepherd readout, P(good) of the 2-way softmax at the tag."""
+
+    step_logprob_weight: float = 0.0
+    bias: float = 0.0
+
+    @property
+    def uses_step_logprob(self) -> bool:
+        return self.step_logprob_weight != 0.0
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Readout":
+        if d is None:
+            return cls()
+        if not isinstance(d, dict) or set(d) - {"step_logprob_weight", "bias"}:
+            raise FormatError(f"readout must be an object with step_logprob_weight and bias (got {d!r})")
+        vals = {k: d[k] for k in ("step_logprob_weight", "bias") if k in d}
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals.values()):
+            raise FormatError(f"readout values must be numbers (got {d!r})")
+        return cls(**{k: float(v) for k, v in vals.items()})
+
+
+def score_logits(kind: str, outputs: TagOutputs, weight: Any = 0.0, bias: Any = 0.0) -> Any:
+    """Each tag's score before the sigmoid: z_good - z_bad (the 2-way softmax's logit), plus `weight` times the step's
+    log-likelihood and `bias` when the step log-likelihood was computed; a regression head's value as it is."""
+    if kind == "regression":
+        return outputs.values
+    z = outputs.values[:, 0] - outputs.values[:, 1]
+    if outputs.step_logprob is not None:
+        z = z + weight * outputs.step_logprob + bias
+    return z
+
+
+def scores_from_outputs(kind: str, outputs: TagOutputs, readout: Readout = Readout()) -> Any:
+    """Scores in [0, 1]: P(good) of the 2-way softmax over [good, bad] (with the readout's log-likelihood term), or
+    the sigmoid of the scalar head."""
+    import torch
+
+    return torch.sigmoid(score_logits(kind, outputs, readout.step_logprob_weight, readout.bias))

@@ -42,6 +42,8 @@ from prm_raft.prm_format import (  # noqa: E402
     KINDS,
     FormatError,
     PrmFormat,
+    PrmInput,
+    Readout,
     build_prm_input,
     collate,
     label_token_ids,
@@ -102,19 +104,22 @@ class PrmScorer:
         if ctx:
             self.max_length = min(self.max_length, ctx)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.readout = Readout.from_dict(self.config.get("readout"))
 
-    def encode(self, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+    def encode(self, question: str, steps: Sequence[str]) -> PrmInput:
         return build_prm_input(self.tokenizer, question, steps_for_kind(self.kind, steps, self.fmt), self.fmt)
 
     @torch.no_grad()
-    def score_encoded(self, encoded: Sequence[tuple[list[int], list[int]]]) -> list[list[float]]:
+    def score_encoded(self, encoded: Sequence[PrmInput]) -> list[list[float]]:
         """Scores for every tag of every encoded item: ONE forward pass over the right-padded batch."""
         batch = collate(encoded, self.pad_id)
-        flat = scores_from_outputs(self.kind, tag_outputs(self.model, self.kind, batch, self.label_ids)).tolist()
+        outputs = tag_outputs(self.model, self.kind, batch, self.label_ids, step_logprob=self.readout.uses_step_logprob)
+        flat = scores_from_outputs(self.kind, outputs, self.readout).tolist()
         out, i = [], 0
-        for _, pos in encoded:
-            out.append([min(1.0, max(0.0, float(s))) for s in flat[i : i + len(pos)]])
-            i += len(pos)
+        for e in encoded:
+            n = len(e.tag_positions)
+            out.append([min(1.0, max(0.0, float(s))) for s in flat[i : i + n]])
+            i += n
         return out
 
     def score(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
@@ -200,19 +205,19 @@ class PrmServer(ThreadingHTTPServer):
         items = parse_score_request(body, self.served_name, self.max_items)
         encoded = []
         for iid, question, steps in items:
-            ids, pos = s.encode(question, steps)
-            if len(ids) > s.max_length:
+            e = s.encode(question, steps)
+            if len(e.input_ids) > s.max_length:
                 raise ApiError(
                     400,
-                    f"item {iid!r} is {len(ids)} tokens long (question, steps and one step tag per step); "
+                    f"item {iid!r} is {len(e.input_ids)} tokens long (question, steps and one step tag per step); "
                     f"the limit is {s.max_length} tokens",
                 )
-            encoded.append((ids, pos))
+            encoded.append(e)
         with self.lock:
             scores = s.score_encoded(encoded)
         resp = {"model": self.served_name, "scores": [{"id": iid, "step_scores": sc} for (iid, _, _), sc in zip(items, scores)]}
         n_tags = sum(len(sc) for sc in scores)
-        return resp, f"items={len(items)} tags={n_tags} tokens={sum(len(ids) for ids, _ in encoded)}"
+        return resp, f"items={len(items)} tags={n_tags} tokens={sum(len(e.input_ids) for e in encoded)}"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -24,7 +24,18 @@ Config (JSON object; unknown keys are an error):
   every that many steps the full training state (weights, optimizer, data order, RNG) is saved atomically to
   ``.<output_dir name>.resume/`` beside the output; a restarted job with the same config and data resumes from
   it exactly (the same final weights as an uninterrupted run) and deletes it once the checkpoint is written;
-  ``group_by_length`` (true: batches of similar lengths, less padding).
+  ``group_by_length`` (true: batches of similar lengths, less padding);
+  ``step_logprob_feature`` (false): the score also reads the step's log-likelihood under the model's own LM head,
+  sigmoid(z_good - z_bad + w * log P(step | prefix) + b) with w and b trained alongside (written to
+  ``prm_config.json`` as ``readout``); within one prompt this separates a likely step from an unlikely one, which
+  a PRM trained pointwise on pooled prompts otherwise drowns in base rates (how often a step at this position is
+  right); ``lm_loss_weight`` (0): the language-model loss on the steps, each step weighted by its label, as an
+  auxiliary term, so the LM head stays a model of right steps (autoregressive and orm kinds only);
+  ``pairwise_loss_weight`` (0): a within-prompt ranking term beside the step loss. Batches then hold whole groups
+  of solutions to one question (consecutive, in a shuffled order of questions); for every two solutions to the same
+  question whose targets (the min of their step labels) differ, -log sigmoid(S_better - S_worse) weighted by the
+  difference, where S is the solution's min step logit, the score RAFT and best-of-N rank by. Base rates (how hard
+  the question is, how often a step at this position is right) are the same for both and cancel.
 
 Progress as JSON lines on stdout: ``{"event":"start",...}``, ``{"event":"progress","step":..,"total":..,"loss":..}``,
 ..., ``{"event":"done","output":DIR,"metrics":{"loss_first":..,"loss_last":..,...}}``; a failure prints
@@ -64,10 +75,14 @@ from prm_raft.prm_format import (  # noqa: E402
     KINDS,
     FormatError,
     PrmFormat,
+    PrmInput,
+    Readout,
+    TagOutputs,
     build_prm_input,
     collate,
     ensure_tag_token,
     label_token_ids,
+    score_logits,
     scores_from_outputs,
     steps_for_kind,
     tag_outputs,
@@ -75,6 +90,7 @@ from prm_raft.prm_format import (  # noqa: E402
 )
 
 PRM_CONFIG = "prm_config.json"
+READOUT_INIT_WEIGHT = 0.2  # a start that lets the step log-likelihood count; trained from there
 
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "hidden_size": 64,
@@ -109,6 +125,9 @@ DEFAULTS: dict[str, Any] = {
     "model_config": None,
     "save_every": 200,
     "group_by_length": True,
+    "step_logprob_feature": False,
+    "lm_loss_weight": 0.0,
+    "pairwise_loss_weight": 0.0,
 }
 
 SCORE_READOUT = {
@@ -168,8 +187,14 @@ def validate_config(raw: Any, where: str = "config") -> dict[str, Any]:
         v = cfg[k]
         if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
             raise BadConfig(f"{where}: '{k}' must be an integer" + (f" >= {lo}" if lo is not None else "") + f" (got {v!r})")
-    if not isinstance(cfg["group_by_length"], bool):
-        raise BadConfig(f"{where}: 'group_by_length' must be true or false")
+    for k in ("group_by_length", "step_logprob_feature"):
+        if not isinstance(cfg[k], bool):
+            raise BadConfig(f"{where}: '{k}' must be true or false")
+    for k in ("lm_loss_weight", "pairwise_loss_weight"):
+        if not _is_num(cfg[k]) or cfg[k] < 0:
+            raise BadConfig(f"{where}: '{k}' must be a non-negative number (got {cfg[k]!r})")
+    if cfg["kind"] == "regression" and (cfg["step_logprob_feature"] or cfg["lm_loss_weight"] > 0):
+        raise BadConfig(f"{where}: 'step_logprob_feature' and 'lm_loss_weight' need the LM head of kind autoregressive or orm, not regression")
     if cfg["epochs"] == 0 and cfg["max_steps"] == 0:
         raise BadConfig(f"{where}: set 'epochs' or 'max_steps' above 0")
     for k in ("learning_rate", "weight_decay", "grad_clip"):
@@ -320,22 +345,43 @@ def build_model_and_tokenizer(cfg: dict[str, Any], texts: list[str]) -> tuple[An
     return model, tokenizer, max_length
 
 
-def encode_examples(tokenizer: Any, examples: list[Example], fmt: PrmFormat, max_length: int, path: str) -> list[tuple[list[int], list[int]]]:
+def encode_examples(tokenizer: Any, examples: list[Example], fmt: PrmFormat, max_length: int, path: str) -> list[PrmInput]:
     out = []
     for ex in examples:
-        ids, pos = build_prm_input(tokenizer, ex.question, ex.steps, fmt)
-        if len(ids) > max_length:
-            raise BadConfig(f"{path} line {ex.line}: {len(ids)} tokens, more than max_length {max_length}")
-        out.append((ids, pos))
+        e = build_prm_input(tokenizer, ex.question, ex.steps, fmt)
+        if len(e.input_ids) > max_length:
+            raise BadConfig(f"{path} line {ex.line}: {len(e.input_ids)} tokens, more than max_length {max_length}")
+        out.append(e)
     return out
 
 
-def loss_fn(kind: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Soft cross-entropy against [p, 1-p] (autoregressive, orm) or MSE of sigmoid vs p (regression); mean over tags."""
+def loss_fn(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Soft cross-entropy against [p, 1-p] (autoregressive, orm: the 2-way softmax is a sigmoid of the logit) or MSE
+    of sigmoid vs p (regression); mean over tags."""
     if kind == "regression":
-        return torch.mean((torch.sigmoid(outputs) - targets) ** 2)
-    logp = torch.log_softmax(outputs, dim=-1)
-    return -torch.mean(targets * logp[:, 0] + (1.0 - targets) * logp[:, 1])
+        return torch.mean((torch.sigmoid(logits) - targets) ** 2)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def pairwise_loss(logits: torch.Tensor, targets: torch.Tensor, tag_rows: torch.Tensor, groups: list[int]) -> torch.Tensor:
+    """Within-question ranking: for solutions a, b of one question with min-label targets t_a > t_b, the mean over
+    pairs of (t_a - t_b) * -log sigmoid(S_a - S_b), S = a solution's min step logit; 0 when the batch has no pair."""
+    n = len(groups)
+    inf = torch.tensor(float("inf"))
+    score = torch.full((n,), inf).scatter_reduce(0, tag_rows, logits, reduce="amin", include_self=False)
+    target = torch.full((n,), inf).scatter_reduce(0, tag_rows, targets, reduce="amin", include_self=False)
+    g = torch.tensor(groups)
+    gap = target[:, None] - target[None, :]
+    pair = (g[:, None] == g[None, :]) & (gap > 0)
+    if not bool(pair.any()):
+        return logits.sum() * 0.0
+    margin = score[:, None] - score[None, :]
+    return (gap * torch.nn.functional.softplus(-margin))[pair].sum() / pair.sum()
+
+
+def lm_loss(outputs: TagOutputs, targets: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood per token of the steps, each step weighted by its label (right steps count)."""
+    return -(targets * outputs.step_logprob).sum() / (targets * outputs.step_tokens).sum().clamp(min=1.0)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int, schedule: str) -> float:
@@ -348,7 +394,9 @@ def lr_at(step: int, total: int, peak: float, warmup: int, schedule: str) -> flo
 
 
 @torch.no_grad()
-def predict(model: Any, kind: str, tokenizer: Any, encoded: list[tuple[list[int], list[int]]], fmt: PrmFormat, batch_size: int = 64) -> list[float]:
+def predict(
+    model: Any, kind: str, tokenizer: Any, encoded: list[PrmInput], fmt: PrmFormat, readout: Readout = Readout(), batch_size: int = 64
+) -> list[float]:
     """Scores for every tag of every encoded example, in order."""
     was_training = model.training
     model.eval()
@@ -357,7 +405,8 @@ def predict(model: Any, kind: str, tokenizer: Any, encoded: list[tuple[list[int]
     out: list[float] = []
     for s in range(0, len(encoded), batch_size):
         batch = collate(encoded[s : s + batch_size], pad)
-        out.extend(scores_from_outputs(kind, tag_outputs(model, kind, batch, label_ids)).tolist())
+        outputs = tag_outputs(model, kind, batch, label_ids, step_logprob=readout.uses_step_logprob)
+        out.extend(scores_from_outputs(kind, outputs, readout).tolist())
     model.train(was_training)
     return out
 
@@ -413,9 +462,16 @@ def _replace_dir_atomically(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def epoch_order(lengths: list[int], bs: int, gen: torch.Generator, group_by_length: bool) -> list[int]:
+def epoch_order(lengths: list[int], bs: int, gen: torch.Generator, group_by_length: bool, questions: list[int] | None = None) -> list[int]:
     """One epoch's example order. Grouped by length (less padding): a random permutation is cut into mega-batches
-    of 32 batches, each sorted by length and cut into batches, and the batches are shuffled."""
+    of 32 batches, each sorted by length and cut into batches, and the batches are shuffled. With `questions` (a
+    question id per example): each question's examples together, the questions in a random order."""
+    if questions is not None:
+        by_question: dict[int, list[int]] = {}
+        for i, q in enumerate(questions):
+            by_question.setdefault(q, []).append(i)
+        keys = list(by_question)
+        return [i for k in torch.randperm(len(keys), generator=gen).tolist() for i in by_question[keys[k]]]
     perm = torch.randperm(len(lengths), generator=gen).tolist()
     if not group_by_length:
         return perm
@@ -481,14 +537,22 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     bs = cfg["batch_size"]
-    lengths = [len(ids) for ids, _ in encoded]
+    lengths = [len(e.input_ids) for e in encoded]
+    question_ids: dict[str, int] = {}
+    questions = [question_ids.setdefault(ex.question, len(question_ids)) for ex in examples]
     steps_per_epoch = math.ceil(len(encoded) / bs)
     total = cfg["max_steps"] or cfg["epochs"] * steps_per_epoch
     n_params = sum(p.numel() for p in model.parameters())
-    emit("start", kind=kind, params=n_params, examples=len(encoded), tags=sum(len(p) for _, p in encoded), total=total, max_length=max_length)
+    emit("start", kind=kind, params=n_params, examples=len(encoded), tags=sum(len(e.tag_positions) for e in encoded), total=total, max_length=max_length)
 
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
+    # The readout's weight on the step log-likelihood and its bias: trained with the model, never decayed.
+    readout_w = torch.nn.Parameter(torch.tensor(READOUT_INIT_WEIGHT if cfg["step_logprob_feature"] else 0.0))
+    readout_b = torch.nn.Parameter(torch.tensor(0.0))
+    if cfg["step_logprob_feature"]:
+        no_decay += [readout_w, readout_b]
+    need_logprob = cfg["step_logprob_feature"] or cfg["lm_loss_weight"] > 0
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg["learning_rate"],
@@ -507,6 +571,9 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         order, start_step = state["order"], state["step"]
+        with torch.no_grad():
+            readout_w.copy_(state["readout"][0])
+            readout_b.copy_(state["readout"][1])
         window, window_n, loss_first, loss_last = state["window"], state["window_n"], state["loss_first"], state["loss_last"]
         emit("resumed", step=start_step, total=total, path=str(resume_dir))
     fail_at = int(os.environ.get("PRM_TRAIN_FAIL_AT_STEP", "0") or 0)  # test hook: simulate a crash
@@ -517,14 +584,22 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
             raise RuntimeError(f"PRM_TRAIN_FAIL_AT_STEP={fail_at}: simulated crash")
         if len(order) < bs:
             # whole epochs in order: an epoch's leftover examples go first in the next batch
-            order += epoch_order(lengths, bs, gen, cfg["group_by_length"])
+            order += epoch_order(lengths, bs, gen, cfg["group_by_length"], questions if cfg["pairwise_loss_weight"] > 0 else None)
         idx, order = order[:bs], order[bs:]
         rows = [encoded[i] for i in idx]
         batch = collate(rows, pad)
         targets = torch.tensor([y for i in idx for y in examples[i].labels], dtype=torch.float32)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, cfg["learning_rate"], cfg["warmup_steps"], cfg["lr_schedule"])
-        loss = loss_fn(kind, tag_outputs(model, kind, batch, label_ids), targets)
+        outputs = tag_outputs(model, kind, batch, label_ids, step_logprob=need_logprob)
+        # Without the feature the step log-likelihood is read for the LM loss only, not for the score.
+        scored = outputs if cfg["step_logprob_feature"] else outputs._replace(step_logprob=None)
+        logits = score_logits(kind, scored, readout_w, readout_b)
+        loss = loss_fn(kind, logits, targets)
+        if cfg["pairwise_loss_weight"] > 0:
+            loss = loss + cfg["pairwise_loss_weight"] * pairwise_loss(logits, targets, batch["tag_rows"], [questions[i] for i in idx])
+        if cfg["lm_loss_weight"] > 0:
+            loss = loss + cfg["lm_loss_weight"] * lm_loss(outputs, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg["grad_clip"] > 0:
@@ -553,10 +628,12 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
                     "window_n": window_n,
                     "loss_first": loss_first,
                     "loss_last": loss_last,
+                    "readout": [readout_w.detach().clone(), readout_b.detach().clone()],
                 },
             )
     train_seconds = time.monotonic() - t0
     model.eval()
+    readout = Readout(float(readout_w), float(readout_b)) if cfg["step_logprob_feature"] else Readout()
 
     metrics: dict[str, Any] = {
         "loss_first": loss_first,
@@ -565,7 +642,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         "train_seconds": round(train_seconds, 1),
     }
     if eval_encoded:
-        scores = predict(model, kind, tokenizer, eval_encoded, fmt)
+        scores = predict(model, kind, tokenizer, eval_encoded, fmt, readout)
         metrics["eval"] = score_metrics(scores, [y for ex in eval_examples for y in ex.labels])
 
     out = Path(cfg["output_dir"])
@@ -587,7 +664,8 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
             "good_token_id": good,
             "bad_token_id": bad,
             "max_length": max_length,
-            "score": SCORE_READOUT[kind],
+            "score": SCORE_READOUT[kind] + (f" plus {readout.step_logprob_weight:.4g} * log P(step | prefix) {readout.bias:+.4g} before the sigmoid" if readout.uses_step_logprob else ""),
+            **({"readout": {"step_logprob_weight": readout.step_logprob_weight, "bias": readout.bias}} if readout.uses_step_logprob else {}),
             "params": n_params,
             "train_file_sha256": sha256_file(cfg["train_file"]),
             "train": settings,

@@ -204,8 +204,10 @@ def test_tag_positions_point_at_the_tag_for_any_steps(tok_name, request):
     for trial in range(300):
         steps = ["".join(rng.choice(WEIRD) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 6))]
         question = "".join(rng.choice(WEIRD) for _ in range(rng.randint(0, 3)))
-        ids, pos = build_prm_input(tok, question, steps)
+        ids, pos, starts = build_prm_input(tok, question, steps)
         assert len(pos) == len(steps)
+        for step, start, p in zip(steps, starts, pos):  # each step's own tokens sit right before its tag
+            assert ids[start:p] == prm_format._encode_text(tok, step)
         assert all(ids[p] == tag for p in pos), (steps, ids, pos)
         assert sum(i == tag for i in ids) == len(steps), f"a tag id outside the tag positions for {steps!r}"
         assert pos == sorted(set(pos))
@@ -218,12 +220,12 @@ def test_tag_and_label_tokens_are_single_tokens(char_tokenizer):
     good, bad = label_token_ids(char_tokenizer)
     assert char_tokenizer.convert_ids_to_tokens([good, bad]) == ["+", "-"]
     # the step text "ки" never turns into the tag: it is split into its characters
-    ids, pos = build_prm_input(char_tokenizer, "q", ["ки"])
+    ids, pos, _ = build_prm_input(char_tokenizer, "q", ["ки"])
     assert ids.count(tag) == 1 and pos == [len(ids) - 1]
 
 
 def test_layout_is_question_then_steps_with_tags(char_tokenizer):
-    ids, pos = build_prm_input(char_tokenizer, "Q?", ["1 + 1 = 2", "#### 2"])
+    ids, pos, _ = build_prm_input(char_tokenizer, "Q?", ["1 + 1 = 2", "#### 2"])
     text = char_tokenizer.decode(ids)
     assert text == "<bos>Question: Q?\nAnswer:\n1 + 1 = 2ки\n#### 2ки"
     assert prm_format.orm_steps(["a", "b"]) == ["a\nb"]
@@ -298,9 +300,9 @@ def test_soft_labels_are_used_not_rounded(tmp_path):
     probs0 = [p for s in prm_server.PrmScorer(out0).score([("q1", ["s", "s"])]) for p in s]
     assert all(p < 0.15 for p in probs0), probs0
     # the gradient of the soft cross-entropy wrt the (good - bad) logit gap is p - y: zero at p = y
-    logits = torch.zeros((1, 2), requires_grad=True)
-    prm_train.loss_fn("autoregressive", logits, torch.tensor([0.3])).backward()
-    assert logits.grad[0, 0].item() == pytest.approx(0.5 - 0.3)
+    gap = torch.zeros(1, requires_grad=True)
+    prm_train.loss_fn("autoregressive", gap, torch.tensor([0.3])).backward()
+    assert gap.grad[0].item() == pytest.approx(0.5 - 0.3)
 
 
 def test_training_is_deterministic(tmp_path):
@@ -362,7 +364,7 @@ def direct_probs(model_dir: Path, question: str, steps: list[str]) -> list[float
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     cfg = json.loads((model_dir / "prm_config.json").read_text())
-    ids, pos = build_prm_input(tok, question, steps)
+    ids, pos, _ = build_prm_input(tok, question, steps)
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([ids])).logits[0]
     pair = logits[pos][:, [cfg["good_token_id"], cfg["bad_token_id"]]]
@@ -410,7 +412,7 @@ def test_regression_scores_are_sigmoids_in_range(tmp_path):
     from transformers import AutoModelForTokenClassification
 
     model = AutoModelForTokenClassification.from_pretrained(out).eval()
-    ids, pos = build_prm_input(scorer.tokenizer, "q", ["good", "bad"])
+    ids, pos, _ = build_prm_input(scorer.tokenizer, "q", ["good", "bad"])
     with torch.no_grad():
         direct = torch.sigmoid(model(input_ids=torch.tensor([ids])).logits[0, pos, 0]).tolist()
     assert [s1, s2] == pytest.approx(direct, abs=1e-6)

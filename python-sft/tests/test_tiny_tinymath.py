@@ -36,7 +36,10 @@ def test_committed_data_matches_the_generator():
 def test_committed_splits_are_disjoint_and_sized():
     train = load_jsonl(DATA / "train.jsonl")
     test = load_jsonl(DATA / "test.jsonl")
-    assert len(train) == tinymath.TRAIN_SIZE and len(test) == tinymath.TEST_SIZE == 500
+    assert len(train) == tinymath.TRAIN_SIZE and len(test) == tinymath.TEST_SIZE == 2000
+    # the test split starts with its core (the whole test split once), so growing it left train.jsonl as it was
+    core = tinymath.generate_split("test", tinymath.TEST_CORE_SIZE, tinymath.TEST_SEED)
+    assert test[: tinymath.TEST_CORE_SIZE] == core
     train_q = {r["question"] for r in train}
     test_q = {r["question"] for r in test}
     assert len(train_q) == len(train) and len(test_q) == len(test)  # no duplicates inside a split

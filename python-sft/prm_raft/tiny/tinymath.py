@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 TRAIN_SIZE = 16000
-TEST_SIZE = 500
+TEST_SIZE = 2000  # standard error of a 40% accuracy: 1.1 points (it was 2.2 at 500, as large as the effects measured)
+TEST_CORE_SIZE = 500  # the test split's first problems, which the train split excludes
 TRAIN_SEED = 1
 TEST_SEED = 2
 MAX_VALUE = 99  # every intermediate result (and every number but a $100 bill) stays in [0, MAX_VALUE]
@@ -347,9 +348,14 @@ def generate_split(name: str, size: int, seed: int, exclude: Iterable[str] = ())
 
 
 def generate_splits(train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE) -> dict[str, list[dict[str, str]]]:
-    """The fixed splits: test from TEST_SEED, then train from TRAIN_SEED minus the test questions."""
-    test = generate_split("test", test_size, TEST_SEED)
-    train = generate_split("train", train_size, TRAIN_SEED, exclude=(r["question"] for r in test))
+    """The fixed splits: the test core (the first TEST_CORE_SIZE problems from TEST_SEED), train from TRAIN_SEED minus
+    the core, then the test split from TEST_SEED minus the train questions (so it starts with the core).
+
+    The test split was the core alone until it grew to 2,000; ordering it this way kept train.jsonl, and the policy
+    trained on it, byte-identical, and the two splits still share no question."""
+    core = generate_split("test", min(test_size, TEST_CORE_SIZE), TEST_SEED)
+    train = generate_split("train", train_size, TRAIN_SEED, exclude=(r["question"] for r in core))
+    test = generate_split("test", test_size, TEST_SEED, exclude=(r["question"] for r in train))
     return {"train": train, "test": test}
 
 
