@@ -7,6 +7,7 @@ the in-process tests run); an ORM server runs in-process on a thread.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import socket
@@ -567,3 +568,69 @@ def test_chunked_request_body(orm_server):
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read())["scores"][0]["id"] == "a"
     conn.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Within-question training: the step log-likelihood readout, the LM loss, the pairwise loss
+# --------------------------------------------------------------------------------------------------
+
+
+def test_pairwise_loss_counts_only_pairs_within_a_question():
+    # solutions: q0 -> rows 0 (target 1) and 1 (target 0); q1 -> rows 2 (target 1) and 3 (target 1, no pair)
+    tag_rows = torch.tensor([0, 0, 1, 2, 3])
+    logits = torch.tensor([2.0, 0.5, 1.0, -3.0, 4.0], requires_grad=True)  # S = min per solution: 0.5, 1.0, -3.0, 4.0
+    targets = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
+    loss = prm_train.pairwise_loss(logits, targets, tag_rows, [0, 0, 1, 1])
+    # one pair (row 0 better than row 1): softplus(-(0.5 - 1.0))
+    assert loss.item() == pytest.approx(math.log1p(math.exp(0.5)))
+    loss.backward()
+    assert logits.grad[0].item() == 0.0 and logits.grad[1].item() < 0 < logits.grad[2].item()  # only the argmin steps move
+    none = prm_train.pairwise_loss(logits, targets, tag_rows, [0, 1, 2, 3])
+    assert none.item() == 0.0
+
+
+def test_epoch_order_by_question_keeps_each_question_together():
+    questions = [i % 5 for i in range(40)]
+    order = prm_train.epoch_order([10] * 40, 8, torch.Generator().manual_seed(0), True, questions)
+    assert sorted(order) == list(range(40))
+    runs = [questions[i] for i in order]
+    assert sum(a != b for a, b in zip(runs, runs[1:])) == 4  # five blocks, one per question
+
+
+def test_readout_with_the_step_loglikelihood_is_trained_saved_and_served(tmp_path):
+    rows = good_bad_rows(12)
+    for r in rows:  # two solutions per question, so the pairwise term has pairs
+        r["question"] = f"q{int(r['question'][1:]) // 2}"
+    out, _ = train_tiny(tmp_path, "lp", rows, step_logprob_feature=True, lm_loss_weight=1.0, pairwise_loss_weight=1.0, max_steps=10)
+    cfg = json.loads((out / "prm_config.json").read_text())
+    readout = prm_format.Readout.from_dict(cfg["readout"])
+    assert readout.step_logprob_weight != prm_train.READOUT_INIT_WEIGHT  # trained, not left at its start
+    scorer = prm_server.PrmScorer(out)
+    got = scorer.score([("q0", ["good", "bad"])])[0]
+    # by hand: sigmoid(z_good - z_bad + w * log P(step tokens | prefix) + b) from the model's own logits
+    enc = scorer.encode("q0", ["good", "bad"])
+    with torch.no_grad():
+        logp = torch.log_softmax(scorer.model(input_ids=torch.tensor([enc.input_ids])).logits[0], -1)
+    good, bad = scorer.label_ids
+    want = []
+    for start, tag in zip(enc.step_starts, enc.tag_positions):
+        lp = sum(logp[t - 1, enc.input_ids[t]].item() for t in range(start, tag))
+        z = logp[tag, good].item() - logp[tag, bad].item()
+        want.append(1 / (1 + math.exp(-(z + readout.step_logprob_weight * lp + readout.bias))))
+    assert got == pytest.approx(want, abs=1e-5)
+    plain = prm_server.PrmScorer(out)
+    plain.readout = prm_format.Readout()
+    assert plain.score([("q0", ["good", "bad"])])[0] != pytest.approx(got, abs=1e-4)
+
+
+def test_readout_options_are_validated(tmp_path):
+    good = write_jsonl(tmp_path / "ok.jsonl", good_bad_rows(4))
+    base = {"train_file": str(good), "output_dir": str(tmp_path / "o")}
+    with pytest.raises(prm_train.BadConfig, match="regression"):
+        prm_train.validate_config({**base, "kind": "regression", "step_logprob_feature": True})
+    with pytest.raises(prm_train.BadConfig, match="'pairwise_loss_weight' must be a non-negative number"):
+        prm_train.validate_config({**base, "pairwise_loss_weight": -1})
+    with pytest.raises(prm_train.BadConfig, match="'step_logprob_feature' must be true or false"):
+        prm_train.validate_config({**base, "step_logprob_feature": "yes"})
+    with pytest.raises(prm_format.FormatError):
+        prm_format.Readout.from_dict({"step_logprob_weight": 1.0, "scale": 2})
