@@ -101,3 +101,20 @@ def test_label_tokens_flag_is_checked():
             T._label_tokens(bad)
     args = T.build_parser().parse_args(["--data", "d", "--out", "o", "--label-tokens", "{,}", "--no-group-by-length"])
     assert args.label_tokens == "{,}" and args.no_group_by_length
+
+
+def test_selection_compares_with_majority_and_likelihood_on_problems_with_a_right_sample(fake_scorer):
+    fake_scorer.table = {"12 + 7 = 18": 0.1, "#### 19": 0.2, "#### 14": 0.9, "19 - 5 = 14": 0.8}
+    records = [RECORD, {**RECORD, "id": "r2"}, {**RECORD, "id": "r3"}]
+    # r1: two wrong answers agree (13) and outvote the right one; r2: the right one is the majority; r3: none right
+    samples = [[WRONG_ARITH, RIGHT, WRONG_ARITH], [RIGHT, RIGHT, WRONG_SHORT], [WRONG_SHORT, WRONG_ARITH]]
+    loglik = [[-1.0, -2.0, -1.0], [-3.0, -3.0, -0.5], [-1.0, -1.0]]
+    res = T.selection_eval(Path("x"), records, samples, loglik)
+    assert res["problems_with_a_right_sample"] == 2
+    assert res["picked_when_any_right"] == 1.0  # min step score finds the right one in r1 and r2
+    assert res["majority_when_any_right"] == 0.5  # r1 wrong, r2 right
+    assert res["likeliest_when_any_right"] == 0.0  # the likeliest is wrong in both
+    assert res["random_when_any_right"] == round((1 / 3 + 2 / 3) / 2, 4)
+    assert T.ship_gate(res)
+    assert not T.ship_gate({**res, "picked_when_any_right": 0.5})  # a tie with majority does not ship
+    assert not T.ship_gate({**res, "likeliest_when_any_right": None})  # an unmeasured baseline does not ship

@@ -37,6 +37,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from prm_raft import prm_train  # noqa: E402
-from prm_raft.tiny.tinymath import load_jsonl  # noqa: E402
+from prm_raft.tiny.tinymath import final_answer, load_jsonl  # noqa: E402
 from prm_raft.tiny.labels import Equation, Reference, outcome_label, split_steps, step_labels  # noqa: E402
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
@@ -150,46 +151,47 @@ def corrupt(ref: Reference, kind: str, rng: random.Random) -> list[str]:
 
 
 def sample_policy(policy_dir: Path, records: list[dict], n: int, seed: int, batch: int = 512) -> list[list[str]]:
-    """`n` samples per record at temperature 1 (transformers ``generate``, ``do_sample``, no top-k/top-p), each
-    the generated text up to EOS, cut at the policy's stop strings. Chunks of `batch` rows, each seeded from
-    (`seed`, chunk index), so the result does not depend on anything but the arguments."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    """`n` samples per record at temperature 1 through the CPU policy server's engine (what the pipeline samples
+    with), each cut at the policy's stop strings. Chunks of `batch` rows, each seeded from (`seed`, chunk index), so
+    the result depends on nothing but the arguments."""
+    from prm_raft.policy_server import Engine
+
+    engine = Engine(policy_dir, max_batch=batch)
+    per_chunk = max(1, batch // n)
+    out: list[list[str]] = []
+    for c, start in enumerate(range(0, len(records), per_chunk)):
+        prompts = [PROMPT_TEMPLATE.format(question=r["question"]) for r in records[start : start + per_chunk]]
+        completions = engine.complete(prompts, n=n, temperature=1.0, max_tokens=SAMPLE_MAX_TOKENS, stop=STOP, seed=seed * 1_000_003 + c)
+        out += [[x.text for x in row] for row in completions]
+    return out
+
+
+def policy_loglik(policy_dir: Path, records: list[dict], samples: list[list[str]], batch: int = 64) -> list[list[float]]:
+    """The policy's log-likelihood of each sample given its prompt (the label-free score a reward model must beat)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(policy_dir)
     model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32).eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    gen_cfg = GenerationConfig(
-        max_new_tokens=SAMPLE_MAX_TOKENS, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-        num_return_sequences=n, eos_token_id=tok.eos_token_id, pad_token_id=pad, bos_token_id=tok.bos_token_id,
-    )
-    per_chunk = max(1, batch // n)
-    out: list[list[str]] = []
-    for c, start in enumerate(range(0, len(records), per_chunk)):
-        chunk = records[start : start + per_chunk]
-        enc = [tok(PROMPT_TEMPLATE.format(question=r["question"]), add_special_tokens=True)["input_ids"] for r in chunk]
-        width = max(len(e) for e in enc)
-        ids = torch.full((len(enc), width), pad, dtype=torch.long)
-        att = torch.zeros((len(enc), width), dtype=torch.long)
-        for i, e in enumerate(enc):  # left padding
-            ids[i, width - len(e) :] = torch.tensor(e, dtype=torch.long)
-            att[i, width - len(e) :] = 1
-        torch.manual_seed(seed * 1_000_003 + c)
-        with torch.inference_mode():
-            gen = model.generate(input_ids=ids, attention_mask=att, generation_config=gen_cfg)[:, width:]
-        texts = tok.batch_decode(gen, skip_special_tokens=True)
-        for i in range(len(chunk)):
-            out.append([_cut(t) for t in texts[i * n : (i + 1) * n]])
+    flat = [(tok(PROMPT_TEMPLATE.format(question=records[i]["question"]))["input_ids"], tok(t, add_special_tokens=False)["input_ids"])
+            for i, ss in enumerate(samples) for t in ss]
+    scores: list[float] = []
+    with torch.inference_mode():
+        for s in range(0, len(flat), batch):
+            chunk = flat[s : s + batch]
+            width = max(len(p) + len(c) for p, c in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            for b, (p, c) in enumerate(chunk):
+                ids[b, : len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
+            logp = torch.log_softmax(model(input_ids=ids).logits.float(), dim=-1)
+            for b, (p, c) in enumerate(chunk):
+                pos = torch.arange(len(p) - 1, len(p) - 1 + len(c))
+                scores.append(float(logp[b, pos, torch.tensor(c, dtype=torch.long)].sum()) if c else float("-inf"))
+    out, i = [], 0
+    for ss in samples:
+        out.append(scores[i : i + len(ss)])
+        i += len(ss)
     return out
-
-
-def _cut(text: str) -> str:
-    """The text before the first stop string."""
-    cut = len(text)
-    for s in STOP:
-        i = text.find(s)
-        if 0 <= i < cut:
-            cut = i
-    return text[:cut]
 
 
 def make_rows(record: dict, solutions: list[list[str]], source: str) -> list[dict]:
@@ -330,14 +332,19 @@ def paired_probe(model_dir: Path, records: list[dict], kind: str, seed: int) -> 
     }
 
 
-def selection_eval(model_dir: Path, records: list[dict], samples: list[list[str]], batch: int = 64) -> dict[str, Any]:
+def selection_eval(
+    model_dir: Path, records: list[dict], samples: list[list[str]], loglik: list[list[float]] | None = None, batch: int = 64
+) -> dict[str, Any]:
     """What RAFT (and best-of-N) lives on: WITHIN-PROMPT selection. For each record, its policy samples (`samples[i]`,
     all for the same prompt) are scored, each response by its min step score (an ORM: its one score), and the response
     with the highest score is picked (ties: the mean correctness over the tied responses, i.e. a fair random tie-break).
     Returns the share of problems whose pick is correct, next to a random pick (the mean correct rate), the oracle
     (any sample correct), and the pick of the SHORTEST response (fewest steps; what a score that only falls with the
-    step position picks). ``decisive`` restricts to the problems with at least one right and one wrong sample, where
-    the choice matters. An empty response is never picked over a non-empty one."""
+    step position picks), the label-free baselines a reward model must beat: the majority answer's first response and
+    the response the policy itself finds likeliest (`loglik`), and the share of the problems WITH a right sample whose
+    pick is right (``*_when_any_right``: the number the ship gate compares). ``decisive`` restricts to the problems with
+    at least one right and one wrong sample, where the choice matters. An empty response is never picked over a
+    non-empty one."""
     from prm_raft.prm_server import PrmScorer
 
     scorer = PrmScorer(model_dir)
@@ -353,7 +360,7 @@ def selection_eval(model_dir: Path, records: list[dict], samples: list[list[str]
         tied = [c for k, c in zip(keys, correct) if k == best]
         return sum(tied) / len(tied)
 
-    picked, shortest, rand, oracle, decisive = [], [], [], [], []
+    picked, shortest, rand, oracle, decisive, majority, likeliest = [], [], [], [], [], [], []
     for ri, ss in enumerate(samples):
         if not ss:
             continue
@@ -361,13 +368,29 @@ def selection_eval(model_dir: Path, records: list[dict], samples: list[list[str]
         keys = [by_key.get((ri, si), float("-inf")) for si in range(len(ss))]
         p = pick(keys, correct)
         picked.append(p)
+        answers = [final_answer(t) for t in ss]
+        votes = Counter(a for a in answers if a is not None)
+        top = max(votes.values()) if votes else 0
+        majority.append(next((c for a, c in zip(answers, correct) if a is not None and votes[a] == top), 0))
+        if loglik is not None:
+            likeliest.append(pick(loglik[ri], correct))
         shortest.append(pick([-len(split_steps(t)) if split_steps(t) else float("-inf") for t in ss], correct))
         rand.append(sum(correct) / len(correct))
         oracle.append(int(any(correct)))
         if 0 < sum(correct) < len(correct):
             decisive.append((p, sum(correct) / len(correct)))
     n = len(picked)
+    any_right = [i for i, o in enumerate(oracle) if o]
+
+    def when_any_right(xs: list[float]) -> float | None:
+        return round(sum(xs[i] for i in any_right) / len(any_right), 4) if xs and any_right else None
+
     return {
+        "problems_with_a_right_sample": len(any_right),
+        "picked_when_any_right": when_any_right(picked),
+        "random_when_any_right": when_any_right(rand),
+        "majority_when_any_right": when_any_right(majority),
+        "likeliest_when_any_right": when_any_right(likeliest),
         "problems": n,
         "samples_per_problem": max(len(ss) for ss in samples),
         "picked_correct": round(sum(picked) / n, 4),
@@ -448,6 +471,14 @@ def _eval_table(ev: dict[str, Any], kind: str) -> str:
     return "\n".join(lines)
 
 
+def ship_gate(sel: dict[str, Any]) -> bool:
+    """The tiny PRM ships only if, among held-out problems with a right sample, it picks a right response more often
+    than both label-free baselines: majority voting and the policy's own likelihood."""
+    picked = sel.get("picked_when_any_right")
+    rivals = [sel.get("majority_when_any_right"), sel.get("likeliest_when_any_right")]
+    return picked is not None and all(r is not None and picked > r for r in rivals)
+
+
 def _selection_text(selection: dict[str, Any], args: argparse.Namespace) -> str:
     if not selection:
         return ""
@@ -456,9 +487,22 @@ def _selection_text(selection: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"Within-prompt selection (what RAFT and best-of-N live on): {args.selection_samples} temperature-1 policy samples "
         f"(seed {args.seed + 3}) for each of the first {args.selection_problems} TEST problems; the response with the highest "
-        "min step score is picked (ties: the mean over the tied ones). *Decisive* problems have at least one right and one "
-        "wrong sample. *Shortest* picks the response with the fewest steps (what a score that only falls with the step "
-        "position picks).",
+        "min step score is picked (ties: the mean over the tied ones). Right picks among the problems that have a right "
+        "sample, beside a random pick, majority voting (the most common answer) and the policy's own likelihood "
+        "(the likeliest response). **Ship gate**: beat both majority and likelihood.",
+        "",
+        "| model | problems with a right sample | picked right | random | majority | likeliest | gate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in selection.items():
+        lines.append(
+            f"| {name} | {s['problems_with_a_right_sample']} | **{s['picked_when_any_right']}** | {s['random_when_any_right']} | "
+            f"{s['majority_when_any_right']} | {s['likeliest_when_any_right']} | {'passed' if ship_gate(s) else 'FAILED'} |"
+        )
+    lines += [
+        "",
+        "Over all problems (*decisive*: at least one right and one wrong sample; *shortest*: the response with the fewest "
+        "steps, what a score that only falls with the step position picks):",
         "",
         "| model | problems | picked correct | random pick | oracle (any correct) | shortest pick | decisive problems | decisive: picked | decisive: random |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -512,7 +556,8 @@ def run(args: argparse.Namespace) -> Path:
             emit("warning", message=f"the policy was trained on data sha256 {pol_sha}, not this data ({data_sha})")
 
     rng = random.Random(args.seed)
-    train_sel = train_records[: args.train_problems]
+    # --first-problem keeps the reward model's problems apart from the prompts a RAFT iteration samples (train[:limit]).
+    train_sel = train_records[args.first_problem : args.first_problem + args.train_problems]
     test_sel = test_records[: args.test_problems]
     train_samples = test_samples = sel_samples = None
     sel_records = test_records[: args.selection_problems]
@@ -522,6 +567,7 @@ def run(args: argparse.Namespace) -> Path:
         test_samples = sample_policy(policy, test_sel, args.samples_per_problem, args.seed + 1)
         if sel_records and args.selection_samples > 0:
             sel_samples = sample_policy(policy, sel_records, args.selection_samples, args.seed + 3)
+        sel_loglik = policy_loglik(policy, sel_records, sel_samples) if sel_samples is not None else None
         emit("sampled", train_problems=len(train_samples), test_problems=len(test_samples), per_problem=args.samples_per_problem, seconds=round(time.monotonic() - t0, 1))
     kinds = tuple(k.strip() for k in args.corruption_kinds.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(CORRUPTIONS))
@@ -542,7 +588,7 @@ def run(args: argparse.Namespace) -> Path:
         write_jsonl(work / "train.jsonl", train_rows)
         cfg = prm_train.validate_config(
             {
-                "base": str(policy) if policy is not None and args.init == "policy" else None,
+                "base": args.init_from or (str(policy) if policy is not None and args.init == "policy" else None),
                 "train_file": str(work / "train.jsonl"),
                 "output_dir": str(stage),
                 "kind": args.kind,
@@ -555,10 +601,13 @@ def run(args: argparse.Namespace) -> Path:
                 "log_every": args.log_every,
                 "weight_decay": 0.01,
                 "group_by_length": not args.no_group_by_length,
+                "step_logprob_feature": args.step_logprob_feature,
+                "lm_loss_weight": args.lm_loss_weight,
+                "pairwise_loss_weight": args.pairwise_loss_weight,
                 **({"format": dict(zip(("good_token", "bad_token"), _label_tokens(args.label_tokens)))} if args.label_tokens else {}),
                 **(
                     {}
-                    if policy is not None and args.init == "policy"
+                    if args.init_from or (policy is not None and args.init == "policy")
                     else {
                         "model_config": {
                             "hidden_size": args.hidden,
@@ -579,9 +628,9 @@ def run(args: argparse.Namespace) -> Path:
         probe = paired_probe(stage, test_sel, args.kind, args.seed + 2)
         selection: dict[str, Any] = {}
         if sel_samples is not None:
-            selection[out.name] = selection_eval(stage, sel_records, sel_samples)
+            selection[out.name] = selection_eval(stage, sel_records, sel_samples, sel_loglik)
             for other in args.selection_compare or []:
-                selection[Path(other).name] = selection_eval(Path(other), sel_records, sel_samples)
+                selection[Path(other).name] = selection_eval(Path(other), sel_records, sel_samples, sel_loglik)
         emit("eval", seconds=round(time.monotonic() - t0, 1), paired=probe, selection=selection, **ev)
         if args.keep_data:
             keep = Path(args.keep_data)
@@ -690,8 +739,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--intermediate", type=int, default=192)
+    ap.add_argument("--first-problem", type=int, default=0, help="index of the first train problem used (the problems before it stay unseen)")
     ap.add_argument("--train-problems", type=int, default=4000, help="train problems used for references + corruptions")
-    ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy")
+    ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy (the first of those above)")
+    ap.add_argument("--init-from", default=None, help="a checkpoint to fine-tune instead of the policy (e.g. an earlier stage of this model)")
+    ap.add_argument("--step-logprob-feature", action="store_true", help="the score also reads the step's log-likelihood (prm_train step_logprob_feature)")
+    ap.add_argument("--lm-loss-weight", type=float, default=0.0, help="label-weighted LM loss on the steps (prm_train lm_loss_weight)")
+    ap.add_argument("--pairwise-loss-weight", type=float, default=0.0, help="within-question ranking loss (prm_train pairwise_loss_weight)")
     ap.add_argument("--samples-per-problem", type=int, default=4)
     ap.add_argument("--corruptions", type=int, default=2, help="synthetic corruptions per train problem")
     ap.add_argument("--corruption-kinds", default=",".join(CORRUPTIONS), help="comma-separated kinds the corruptions are drawn from (without replacement; list a kind twice to weight it)")
