@@ -2,6 +2,7 @@
 import { bestOfNTables } from './best-of-n-tables.js';
 import { checkPolicy } from './check-policy.js';
 import { checkPrm } from './check-prm.js';
+import { compareEvaluations } from './compare-evaluations.js';
 import { evaluateShard } from './evaluate-shard.js';
 import { labelShard, writeLabelPlan } from './label-shard.js';
 import { prepareDataset } from './prepare-dataset.js';
@@ -25,6 +26,7 @@ export function createActivities(deps: ActivityDeps) {
     evaluateShard,
     mergeShardResults,
     writeRunSummary,
+    compareEvaluations,
     checkPrm,
     sampleShard,
     scoreShard,

@@ -4,7 +4,7 @@ import type { ComparisonResult } from '../core/comparison.js';
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import type { LabelRunSummary } from '../core/labeling.js';
 import type { RaftIterationResult } from '../core/raft.js';
-import { accuracyStandardError, differenceStandardError, formatAccuracy, formatChange, percentText, withinNoise } from '../core/stats.js';
+import { accuracyStandardError, formatAccuracy, formatChange, pairedChange, percentText, signedPointsText, withinNoise } from '../core/stats.js';
 import { bestOfNMarkdown, comparisonMarkdown } from '../report/markdown.js';
 
 /** "41.2% ± 2.2": an accuracy on n questions with its standard error. */
@@ -60,11 +60,16 @@ export function formatIteration(r: RaftIterationResult): string {
   for (const b of r.before.datasets) {
     const a: DatasetAccuracy | undefined = r.after.datasets.find((d) => d.dataset === b.dataset);
     const cell = (d: DatasetAccuracy) => `${withStdErr(d.accuracy, d.total)} (${d.correct}/${d.total})`;
+    // A result from before the evaluations were paired has no counts: its change is printed bare.
+    const paired = r.change?.find((c) => c.dataset === b.dataset && c.total > 0);
     let change = '';
     if (a) {
       const delta = a.accuracy - b.accuracy;
-      const se = differenceStandardError(accuracyStandardError(a.accuracy, a.total), accuracyStandardError(b.accuracy, b.total));
-      change = `${formatChange(delta, se)}${withinNoise(delta, se) ? ' (within 2 SE: noise)' : ''}`;
+      change = signedPointsText(delta);
+      if (paired) {
+        const { standardError: se } = pairedChange(paired.gained, paired.lost, paired.total);
+        change = `${formatChange(delta, se, 'paired')}${withinNoise(delta, se) ? ' (within 2 SE: noise)' : ''}; gained ${paired.gained}, lost ${paired.lost}`;
+      }
     }
     rows.push([b.dataset, cell(b), a ? cell(a) : '-', change]);
   }

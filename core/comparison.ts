@@ -1,9 +1,9 @@
 // Comparing policies tuned with different reward models: the paper's Table 1.
 import { z } from 'zod';
 import type { Config } from './config.js';
-import { ArtifactManifest, type EvaluationSummary } from './manifests.js';
+import { ArtifactManifest, type DatasetChange, type EvaluationSummary } from './manifests.js';
 import { iterationSettingsFromConfig, PrmEndpoint, RaftIterationInput, type RaftIterationResult } from './raft.js';
-import { accuracyStandardError, differenceStandardError } from './stats.js';
+import { accuracyStandardError, pairedChange } from './stats.js';
 
 /**
  * One row: the untuned baseline, or the policy after a RAFT iteration that selected with one reward model
@@ -16,13 +16,18 @@ export const ComparisonRow = z.strictObject({
   accuracy: z.record(z.string(), z.number().nullable()),
   /**
    * Standard error of each accuracy, √(p(1−p)/n) over the dataset's questions, and of each change against the
-   * baseline (independent-samples form, conservative for one test set evaluated twice). Summaries written before
-   * they were recorded have none.
+   * baseline (in the form the table's `deltaStdErrForm` names). Summaries written before they were recorded have none.
    */
   accuracyStdErr: z.record(z.string(), z.number().nullable()).default({}),
   /** Change against the baseline, per dataset, in accuracy points (fractions); null for the baseline itself. */
   delta: z.record(z.string(), z.number().nullable()),
   deltaStdErr: z.record(z.string(), z.number().nullable()).default({}),
+  /**
+   * Questions this policy got right that the baseline got wrong, and the reverse, per dataset: what the paired
+   * standard error is taken from. Null for the baseline; summaries written before they were recorded have none.
+   */
+  gained: z.record(z.string(), z.number().int().nullable()).default({}),
+  lost: z.record(z.string(), z.number().int().nullable()).default({}),
   /** Share of selected responses that are correct (a diagnostic); null for the baseline. */
   selectionPrecision: z.number().nullable(),
   meanSelectedScore: z.number().nullable(),
@@ -37,6 +42,11 @@ export const ComparisonTable = z.strictObject({
   /** Evaluation dataset names, in column order. */
   datasets: z.array(z.string()),
   rows: z.array(ComparisonRow),
+  /**
+   * How `deltaStdErr` was taken: paired, question by question against the baseline's evaluation of the same test
+   * set; or, in tables written before that, √(SE₁² + SE₂²), the independent-samples form.
+   */
+  deltaStdErrForm: z.enum(['paired', 'independent']).default('independent'),
 });
 export type ComparisonTable = z.infer<typeof ComparisonTable>;
 
@@ -70,38 +80,42 @@ export function comparisonTable(name: string, baseline: EvaluationSummary, outco
       return a ? { p: a.accuracy, se: a.total > 0 ? accuracyStandardError(a.accuracy, a.total) : null } : null;
     });
   const base = measured(baseline);
-  const columns = (m: ReturnType<typeof measured>, against: ReturnType<typeof measured> | null) => ({
-    accuracy: perDataset((d) => m[d]?.p ?? null),
-    accuracyStdErr: perDataset((d) => m[d]?.se ?? null),
-    delta: perDataset((d) => {
-      const [a, b] = [m[d], against?.[d]];
-      return a && b ? a.p - b.p : null;
-    }),
-    deltaStdErr: perDataset((d) => {
-      const [a, b] = [m[d]?.se, against?.[d]?.se];
-      return a != null && b != null ? differenceStandardError(a, b) : null;
-    }),
-  });
+  const accuracyColumns = (m: ReturnType<typeof measured>) => ({ accuracy: perDataset((d) => m[d]?.p ?? null), accuracyStdErr: perDataset((d) => m[d]?.se ?? null) });
+  const noChange = { delta: none, deltaStdErr: none, gained: none, lost: none };
   const rows: ComparisonRow[] = [
-    { name: 'baseline', kind: 'baseline', ...columns(base, null), selectionPrecision: null, meanSelectedScore: null, error: null, runDir: baseline.runDir },
+    { name: 'baseline', kind: 'baseline', ...accuracyColumns(base), ...noChange, selectionPrecision: null, meanSelectedScore: null, error: null, runDir: baseline.runDir },
   ];
   for (const o of outcomes) {
     if ('error' in o) {
-      rows.push({ name: o.name, kind: o.kind, accuracy: none, accuracyStdErr: none, delta: none, deltaStdErr: none, selectionPrecision: null, meanSelectedScore: null, error: o.error, runDir: null });
+      rows.push({ name: o.name, kind: o.kind, accuracy: none, accuracyStdErr: none, ...noChange, selectionPrecision: null, meanSelectedScore: null, error: o.error, runDir: null });
       continue;
     }
+    // Every iteration's `before` is the baseline's evaluation (the comparison shares it), so its paired counts
+    // are against the baseline. An iteration that finished before they were recorded has none.
+    const m = measured(o.result.after);
+    const paired = (d: string): DatasetChange | undefined => o.result.change?.find((c) => c.dataset === d && c.total > 0);
     const s = o.result.selection;
     rows.push({
       name: o.name,
       kind: o.kind,
-      ...columns(measured(o.result.after), base),
+      ...accuracyColumns(m),
+      delta: perDataset((d) => {
+        const [a, b] = [m[d], base[d]];
+        return a && b ? a.p - b.p : null;
+      }),
+      deltaStdErr: perDataset((d) => {
+        const c = paired(d);
+        return c ? pairedChange(c.gained, c.lost, c.total).standardError : null;
+      }),
+      gained: perDataset((d) => paired(d)?.gained ?? null),
+      lost: perDataset((d) => paired(d)?.lost ?? null),
       selectionPrecision: s.kept > 0 ? s.selectedCorrect / s.kept : null,
       meanSelectedScore: s.meanSelectedScore,
       error: null,
       runDir: o.result.runDir,
     });
   }
-  return { name, datasets, rows };
+  return { name, datasets, rows, deltaStdErrForm: 'paired' };
 }
 
 export const ComparisonResult = z.strictObject({

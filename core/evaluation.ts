@@ -1,7 +1,8 @@
 // Pure logic of policy evaluation: shard plans, tallies and the accuracy table.
 import { z } from 'zod';
 import { EvaluationConfig, GraderConfig, PolicyConfig, resolvePrompt, type Config } from './config.js';
-import type { EvalResultRecord, EvalShardResult, Tally } from './manifests.js';
+import { BadInputError } from './errors.js';
+import { EvalResultRecord, type DatasetChange, type EvalShardResult, type Tally } from './manifests.js';
 import { PromptTemplate } from './prompts.js';
 
 /** Everything `evaluatePolicy` needs, small enough for a workflow payload. */
@@ -82,6 +83,67 @@ export function combineShards(shards: readonly EvalShardResult[]) {
   }
   for (const g of Object.values(groups)) g.accuracy = accuracy(g);
   return { ...tally, accuracy: accuracy(tally), truncated, groups };
+}
+
+// Pairing reads only the id and the grade: a field added to the records since a cached shard was written is no reason
+// to refuse it.
+const Graded = EvalResultRecord.pick({ id: true, correct: true }).loose();
+
+/** One line of a per-question results file: the question's id and whether it was answered right. */
+export function parseGradedLine(text: string, where: { file: string; line: number }): { id: string; correct: boolean } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new BadInputError(`${where.file} line ${where.line}: not JSON`);
+  }
+  const parsed = Graded.safeParse(json);
+  if (!parsed.success) throw new BadInputError(`${where.file} line ${where.line}: not a graded question (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message})`);
+  return { id: parsed.data.id, correct: parsed.data.correct };
+}
+
+/**
+ * Two evaluations of one dataset matched by question id: fed all of the first's graded questions, then the
+ * second's one at a time (only the first's ids and grades are held), it counts the questions gained and lost.
+ * A repeated id pairs in order of appearance: both files list the dataset in its own order. Files that do not hold
+ * the same ids are a BadInputError naming one that differs.
+ */
+export class ResultPairing {
+  /** Per id, the first evaluation's grades not yet paired, and how many were. */
+  private readonly pending = new Map<string, { grades: boolean[]; paired: number }>();
+  private total = 0;
+  private gained = 0;
+  private lost = 0;
+
+  constructor(private readonly files: { before: string; after: string }) {}
+
+  addBefore(q: { id: string; correct: boolean }): void {
+    const entry = this.pending.get(q.id);
+    if (entry) entry.grades.push(q.correct);
+    else this.pending.set(q.id, { grades: [q.correct], paired: 0 });
+  }
+
+  addAfter(q: { id: string; correct: boolean }): void {
+    const entry = this.pending.get(q.id);
+    const before = entry?.grades.shift();
+    if (!entry || before === undefined) throw this.mismatch(q.id, this.files.after, this.files.before, entry !== undefined);
+    entry.paired += 1;
+    this.total += 1;
+    if (q.correct && !before) this.gained += 1;
+    if (before && !q.correct) this.lost += 1;
+  }
+
+  counts(dataset: string): DatasetChange {
+    for (const [id, { grades, paired }] of this.pending) {
+      if (grades.length > 0) throw this.mismatch(id, this.files.before, this.files.after, paired > 0);
+    }
+    return { dataset, total: this.total, gained: this.gained, lost: this.lost };
+  }
+
+  private mismatch(id: string, inFile: string, notIn: string, repeated: boolean): BadInputError {
+    const where = repeated ? `more often than in ${notIn}` : `but not in ${notIn}`;
+    return new BadInputError(`cannot pair the two evaluations question by question: question "${id}" is in ${inFile} ${where}`);
+  }
 }
 
 /** Live progress of one evaluation, as the `progress` query returns it. */

@@ -67,3 +67,15 @@ export const EvalResultRecord = z.strictObject({
   level: z.number().int().optional(),
 });
 export type EvalResultRecord = z.infer<typeof EvalResultRecord>;
+
+/**
+ * Two evaluations of one dataset matched question by question: of `total` questions, how many the second got right
+ * that the first got wrong (`gained`) and the reverse (`lost`) — what the change's paired standard error needs.
+ */
+export const DatasetChange = z.strictObject({
+  dataset: z.string(),
+  total: z.number().int().nonnegative(),
+  gained: z.number().int().nonnegative(),
+  lost: z.number().int().nonnegative(),
+});
+export type DatasetChange = z.infer<typeof DatasetChange>;

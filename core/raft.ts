@@ -1,7 +1,7 @@
 // What one RAFT iteration passes between its stages, and what it returns: manifests and stats, never records.
 import { z } from 'zod';
 import { EvaluationConfig, GraderConfig, PolicyConfig, PrmConfig, SamplingConfig, ServingConfig, SftConfig, resolvePrompt, type Config } from './config.js';
-import { ArtifactManifest, EvaluationSummary } from './manifests.js';
+import { ArtifactManifest, DatasetChange, EvaluationSummary } from './manifests.js';
 import { PromptTemplate } from './prompts.js';
 import { SelectionConfig, SelectionMode, SelectionStats } from './selection.js';
 import { StepSplitConfig } from './steps.js';
@@ -153,6 +153,11 @@ export const RaftIterationResult = z.strictObject({
   sft: SftResult,
   before: EvaluationSummary,
   after: EvaluationSummary,
+  /**
+   * Each dataset evaluated both before and after, paired question by question: the questions gained and lost, from
+   * which the change's paired standard error follows. Results written before it was recorded have none.
+   */
+  change: z.array(DatasetChange).default([]),
 });
 export type RaftIterationResult = z.infer<typeof RaftIterationResult>;
 

@@ -6,12 +6,17 @@ export function accuracyStandardError(p: number, n: number): number {
 }
 
 /**
- * Standard error of the difference of two accuracies with standard errors se1 and se2: √(SE1² + SE2²), the form
- * for independent test sets. Two evaluations of one test set are paired (their errors correlate positively), so
- * for them it is conservative: it overstates the noise.
+ * The change between two evaluations of the same n questions, from the questions only one of them got right:
+ * g gained (right after, wrong before) and l lost. Δ = (g − l)/n, and its paired standard error is
+ * √((g + l)/n − Δ²)/√n, the spread of the per-question differences (+1, −1 or 0). The questions both got right or
+ * both got wrong add no noise, which is why this is far smaller than the independent-samples √(SE₁² + SE₂²).
+ * NaN for both without questions.
  */
-export function differenceStandardError(se1: number, se2: number): number {
-  return Math.sqrt(se1 * se1 + se2 * se2);
+export function pairedChange(gained: number, lost: number, total: number): { delta: number; standardError: number } {
+  if (total <= 0) return { delta: Number.NaN, standardError: Number.NaN };
+  const delta = (gained - lost) / total;
+  // max(0, …): a rounding error must not make the variance negative.
+  return { delta, standardError: Math.sqrt(Math.max(0, (gained + lost) / total - delta * delta) / total) };
 }
 
 /** A change smaller than two of its standard errors cannot be told from noise. */
@@ -36,8 +41,11 @@ export function formatAccuracy(p: number, se: number): string {
   return `${percentText(p)}% ± ${percentText(se)}`;
 }
 
-/** "+4.6 ± 1.6 (2.9 SE)": a change in percentage points, its standard error, and how many of those it is. */
-export function formatChange(delta: number, se: number): string {
-  const ses = se > 0 ? ` (${(Math.abs(delta) / se).toFixed(1)} SE)` : '';
-  return `${signedPointsText(delta)} ± ${percentText(se)}${ses}`;
+/**
+ * "+4.6 ± 1.6 (2.9 SE)": a change in percentage points, its standard error, and how many of those it is; with a
+ * note on how the standard error was taken, "+4.4 ± 0.7 (6.5 SE, paired)".
+ */
+export function formatChange(delta: number, se: number, note?: string): string {
+  const inside = [se > 0 ? `${(Math.abs(delta) / se).toFixed(1)} SE` : '', note ?? ''].filter(Boolean).join(', ');
+  return `${signedPointsText(delta)} ± ${percentText(se)}${inside ? ` (${inside})` : ''}`;
 }

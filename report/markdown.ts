@@ -1,7 +1,7 @@
 // Markdown and CSV renderings of the report tables, for table.md / table.csv and the README.
 import type { BonReport } from '../core/best-of-n.js';
 import type { ComparisonTable } from '../core/comparison.js';
-import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, failedRewardModelLines, COMPARISON_UNITS, rewardHackingLine, type Grid } from './tables.js';
+import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, comparisonUnits, failedRewardModelLines, rewardHackingLine, type Grid } from './tables.js';
 
 /** A pipe or a line break inside a cell would end the cell or the row; a '<' could open an HTML tag. */
 function mdCell(text: string): string {
@@ -15,7 +15,7 @@ export function markdownTable(grid: Grid): string {
 }
 
 export function comparisonMarkdown(table: ComparisonTable): string {
-  return `## ${mdCell(table.name)}\n\n${COMPARISON_UNITS}\n\n${markdownTable(comparisonGrid(table))}`;
+  return `## ${mdCell(table.name)}\n\n${comparisonUnits(table)}\n\n${markdownTable(comparisonGrid(table))}`;
 }
 
 export function bestOfNMarkdown(report: BonReport): string {
@@ -42,7 +42,7 @@ export function comparisonCsv(table: ComparisonTable): string {
   const header = [
     'policy',
     'kind',
-    ...table.datasets.flatMap((d) => [`${d}_accuracy`, `${d}_accuracy_se`, `${d}_delta`, `${d}_delta_se`]),
+    ...table.datasets.flatMap((d) => [`${d}_accuracy`, `${d}_accuracy_se`, `${d}_delta`, `${d}_delta_se`, `${d}_gained`, `${d}_lost`]),
     'selection_precision',
     'mean_selected_score',
     'error',
@@ -50,7 +50,7 @@ export function comparisonCsv(table: ComparisonTable): string {
   const rows = table.rows.map((r) => [
     r.name,
     r.kind,
-    ...table.datasets.flatMap((d) => [r.accuracy[d], r.accuracyStdErr[d], r.delta[d], r.deltaStdErr[d]]),
+    ...table.datasets.flatMap((d) => [r.accuracy[d], r.accuracyStdErr[d], r.delta[d], r.deltaStdErr[d], r.gained[d], r.lost[d]]),
     r.selectionPrecision,
     r.meanSelectedScore,
     r.error,

@@ -4,14 +4,14 @@ import type { ComparisonTable } from '../core/comparison.js';
 import { reportHtml, type ReportSection } from './html.js';
 import { accuracyVsNSpec, beforeAfterSpec, plottedRows, selectedScoresSpec, tunedColours } from './plots.js';
 import { renderSvg } from './render-svg.js';
-import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, failedRewardModelLines, COMPARISON_UNITS, rewardHackingLine } from './tables.js';
+import { bestOfNGrid, bestOfNHeading, bestOfNSummary, comparisonGrid, comparisonUnits, failedRewardModelLines, rewardHackingLine } from './tables.js';
 
 /** Table 1 with its bars, and the selected-score histograms when there are scores to show. */
 export async function comparisonPage(table: ComparisonTable, selectedScores: Record<string, number[]>): Promise<string> {
   const plotted = new Set(plottedRows(table));
   const unplotted = table.rows.filter((r) => !plotted.has(r)).map((r) => `${r.name}: no accuracy, so not in the plot.`);
   const sections: ReportSection[] = [
-    { heading: 'Accuracy after one RAFT iteration', svg: await renderSvg(beforeAfterSpec(table)), table: comparisonGrid(table), notes: [COMPARISON_UNITS, 'Whiskers on the bars: ± one standard error.', ...unplotted] },
+    { heading: 'Accuracy after one RAFT iteration', svg: await renderSvg(beforeAfterSpec(table)), table: comparisonGrid(table), notes: [comparisonUnits(table), 'Whiskers on the bars: ± one standard error.', ...unplotted] },
   ];
   const withScores = Object.fromEntries(Object.entries(selectedScores).filter(([, s]) => s.length > 0));
   if (Object.keys(withScores).length > 0) {

@@ -33,6 +33,8 @@ function score(x: number | null): string {
 /** The paper's Table 1: baseline and each reward model, accuracy and change per dataset, selection diagnostics. */
 export function comparisonGrid(table: ComparisonTable): Grid {
   const failed = table.rows.some((r) => r.error !== null);
+  // Tables written before the evaluations were paired have no counts: no column for them.
+  const counted = table.rows.some((r) => table.datasets.some((d) => r.gained[d] != null));
   const columns: Column[] = [
     { label: 'Policy', align: 'left' },
     ...table.datasets.flatMap((d): Column[] => [
@@ -40,6 +42,7 @@ export function comparisonGrid(table: ComparisonTable): Grid {
       { label: `± SE`, align: 'right' },
       { label: `Δ ${d}`, align: 'right' },
       { label: `± SE`, align: 'right' },
+      ...(counted ? [{ label: 'Gained/lost', align: 'right' } as const] : []),
     ]),
     { label: 'Selection precision (%)', align: 'right' },
     { label: 'Mean selected score', align: 'right' },
@@ -48,12 +51,23 @@ export function comparisonGrid(table: ComparisonTable): Grid {
   ];
   const rows = table.rows.map((r) => [
     r.name,
-    ...table.datasets.flatMap((d) => [percent(r.accuracy[d]), percent(r.accuracyStdErr[d]), signedPoints(r.delta[d]), percent(r.deltaStdErr[d])]),
+    ...table.datasets.flatMap((d) => [
+      percent(r.accuracy[d]),
+      percent(r.accuracyStdErr[d]),
+      signedPoints(r.delta[d]),
+      percent(r.deltaStdErr[d]),
+      ...(counted ? [gainedLost(r.gained[d], r.lost[d])] : []),
+    ]),
     percent(r.selectionPrecision),
     score(r.meanSelectedScore),
     ...(failed ? [r.error ?? ''] : []),
   ]);
   return { columns, rows };
+}
+
+/** "136/49": questions gained and lost against the baseline. */
+function gainedLost(gained: number | null | undefined, lost: number | null | undefined): string {
+  return gained == null || lost == null ? MISSING : `${gained}/${lost}`;
 }
 
 /** One reward model's best-of-N curve: N, best-of-N ± spread, the votes, and the pass@N ceiling. */
@@ -96,10 +110,19 @@ export function bestOfNSummary(report: BonReport): string {
   return `${report.problems} problems, ${report.samplesPerProblem} responses sampled per problem. Accuracy in percent; best-of-N is the mean over random N-subsets ± their standard deviation.`;
 }
 
-export const COMPARISON_UNITS =
-  'Accuracy in percent; Δ in percentage points against the baseline. ± SE: one standard error, √(p(1−p)/n) over n questions, ' +
-  'and √(SE₁² + SE₂²) for Δ (conservative: both evaluations use one test set); a Δ within 2 SE is noise. ' +
-  'The oracle, random and majority rows select without a reward model: a right response, a random one, one with the most common answer.';
+/** What the comparison table's numbers mean, its change's standard error in the form the table was written with. */
+export function comparisonUnits(table: ComparisonTable): string {
+  const deltaSe =
+    table.deltaStdErrForm === 'paired'
+      ? 'and for Δ the paired √((g + l)/n − Δ²)/√n over the g questions gained and l lost against the baseline ' +
+        '(both evaluations grade the same questions, so only those that changed add noise)'
+      : 'and √(SE₁² + SE₂²) for Δ (conservative: both evaluations use one test set)';
+  return (
+    'Accuracy in percent; Δ in percentage points against the baseline. ± SE: one standard error, √(p(1−p)/n) over n questions, ' +
+    `${deltaSe}; a Δ within 2 SE is noise. ` +
+    'The oracle, random and majority rows select without a reward model: a right response, a random one, one with the most common answer.'
+  );
+}
 
 /** One line per reward model that has no table because it failed, so a reader knows it was tried. */
 export function failedRewardModelLines(report: BonReport): string[] {

@@ -169,6 +169,13 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
   } finally {
     await stopServer(servedNew);
   }
+  // Both evaluations graded the same questions: paired, the change's standard error is the one that fits.
+  const change = await Promise.all(
+    before.datasets.flatMap((b) => {
+      const a = after.datasets.find((d) => d.dataset === b.dataset);
+      return a ? [quick.compareEvaluations({ dataset: b.dataset, before: b.results, after: a.results })] : [];
+    }),
+  );
 
   const all = sampling.map((s) => s.samples);
   const result: RaftIterationResult = {
@@ -187,6 +194,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
     sft,
     before,
     after,
+    change,
   };
   await quick.writeRunSummary({ runDir, summary: result });
   progress.stage = 'done';

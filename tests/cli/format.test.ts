@@ -39,19 +39,32 @@ const result = (selection: Partial<RaftIterationResult['selection']> = {}): Raft
   },
   selected: { uri: '/selected.jsonl', count: 200, sha256: 'x' },
   sft: { checkpoint: '/ckpt/new', steps: 26, lossFirst: 0.118, lossLast: 0.106, perDeviceBatchSize: 16, gradientAccumulationSteps: 1, cached: false },
-  // 206/500 → 174/500: −6.4 points, 2.1 SE; 50/100 → 53/100: +3.0 points, 0.4 SE.
+  // 206/500 → 174/500 (20 questions gained, 52 lost): −6.4 points; 50/100 → 53/100 (9 gained, 6 lost): +3.0 points.
   before: summary('base', [accuracy('tinymath-test', 206, 500), accuracy('small', 50, 100)]),
   after: summary('new', [accuracy('tinymath-test', 174, 500), accuracy('small', 53, 100)]),
+  change: [
+    { dataset: 'tinymath-test', total: 500, gained: 20, lost: 52 },
+    { dataset: 'small', total: 100, gained: 9, lost: 6 },
+  ],
 });
 
 const line = (text: string, start: string) => text.split('\n').find((l) => l.startsWith(start));
 
 describe('formatIteration', () => {
-  it('prints every accuracy with its standard error, and each change with its own and how many it is', () => {
+  it('prints every accuracy with its standard error, and each change with its paired one, how many it is, and the questions gained and lost', () => {
     const text = formatIteration(result());
-    // SE: √(.412·.588/500) = 2.2, √(.348·.652/500) = 2.1, change √(2.2² + 2.1²) = 3.1.
-    expect(line(text, 'tinymath-test')).toMatch(/^tinymath-test +41\.2% ± 2\.2 \(206\/500\) +34\.8% ± 2\.1 \(174\/500\) +-6\.4 ± 3\.1 \(2\.1 SE\)$/);
-    expect(line(text, 'small')).toMatch(/^small +50\.0% ± 5\.0 \(50\/100\) +53\.0% ± 5\.0 \(53\/100\) +\+3\.0 ± 7\.1 \(0\.4 SE\) \(within 2 SE: noise\)$/);
+    // SE: √(.412·.588/500) = 2.2, √(.348·.652/500) = 2.1; the change's paired SE √((72/500 − .064²)/500) = 1.7,
+    // where the independent-samples √(2.2² + 2.1²) = 3.1 would have put it at 2.1 SE.
+    expect(line(text, 'tinymath-test')).toMatch(/^tinymath-test +41\.2% ± 2\.2 \(206\/500\) +34\.8% ± 2\.1 \(174\/500\) +-6\.4 ± 1\.7 \(3\.8 SE, paired\); gained 20, lost 52$/);
+    // √((15/100 − .03²)/100) = 3.9: still noise.
+    expect(line(text, 'small')).toMatch(/^small +50\.0% ± 5\.0 \(50\/100\) +53\.0% ± 5\.0 \(53\/100\) +\+3\.0 ± 3\.9 \(0\.8 SE, paired\) \(within 2 SE: noise\); gained 9, lost 6$/);
+  });
+
+  it('prints a bare change for a result written before the evaluations were paired', () => {
+    const { change: _c, ...old } = result();
+    const text = formatIteration(old as RaftIterationResult);
+    expect(line(text, 'tinymath-test')).toMatch(/ \(174\/500\) +-6\.4$/);
+    expect(text).not.toContain('SE,');
   });
 
   it("shows a reward model's right picks against the baselines, and its share of the prompts it could get right", () => {

@@ -9,7 +9,7 @@ export const STOP_QUEUE = 'test-worker-own-queue';
 export const manifest = (uri: string, count = 1) => ({ uri, count, sha256: `sha-${uri}` });
 
 /** The activities a RAFT iteration calls. */
-export type RaftActivities = Pick<Activities, 'prepareDataset' | 'checkPolicy' | 'checkPrm' | 'evaluateShard' | 'mergeShardResults' | 'writeRunSummary' | 'sampleShard' | 'scoreShard' | 'selectResponses' | 'runSft' | 'startPolicyServer' | 'stopPolicyServer'>;
+export type RaftActivities = Pick<Activities, 'prepareDataset' | 'checkPolicy' | 'checkPrm' | 'evaluateShard' | 'mergeShardResults' | 'writeRunSummary' | 'compareEvaluations' | 'sampleShard' | 'scoreShard' | 'selectResponses' | 'runSft' | 'startPolicyServer' | 'stopPolicyServer'>;
 
 /** Mocks that log every call; the SFT mock is replaced per test. */
 export function mockActivities(calls: string[], runSft?: (input: RunSftInput) => Promise<SftResult>): RaftActivities {
@@ -31,8 +31,15 @@ export function mockActivities(calls: string[], runSft?: (input: RunSftInput) =>
       calls.push(`evaluate:${input.policy.model}`);
       return evalShard;
     },
-    async mergeShardResults() {
-      return manifest('/merged', 2);
+    async mergeShardResults({ runDir, dataset }) {
+      // In the evaluation's own folder, as the real one writes it: before and after are told apart by it.
+      return manifest(`${runDir}/results/${dataset}.jsonl`, 2);
+    },
+    async compareEvaluations({ dataset, before, after }) {
+      const run = (uri: string) => uri.split('/').at(-3);
+      calls.push(`compare:${dataset}:${run(before.uri)}->${run(after.uri)}`);
+      // Both evaluations get 1 of 2 right (the evaluateShard mock): one question gained, one lost.
+      return { dataset, total: 2, gained: 1, lost: 1 };
     },
     async writeRunSummary({ runDir }) {
       calls.push(`summary:${runDir.split('/').at(-1)}`);

@@ -6,13 +6,14 @@ export const comparison: ComparisonTable = {
   name: 'tinymath',
   datasets: ['gsm8k', 'math'],
   rows: [
-    { name: 'baseline', kind: 'baseline', accuracy: { gsm8k: 0.779, math: 0.312 }, accuracyStdErr: { gsm8k: 0.0114, math: 0.0207 }, delta: { gsm8k: null, math: null }, deltaStdErr: { gsm8k: null, math: null }, selectionPrecision: null, meanSelectedScore: null, error: null, runDir: null },
-    { name: 'ER-PRM', kind: 'prm', accuracy: { gsm8k: 0.795, math: 0.318 }, accuracyStdErr: { gsm8k: 0.0111, math: 0.0208 }, delta: { gsm8k: 0.016, math: 0.006 }, deltaStdErr: { gsm8k: 0.0159, math: 0.0294 }, selectionPrecision: 0.824, meanSelectedScore: 0.9123, error: null, runDir: 'runs/er' },
+    { name: 'baseline', kind: 'baseline', accuracy: { gsm8k: 0.779, math: 0.312 }, accuracyStdErr: { gsm8k: 0.0114, math: 0.0207 }, delta: { gsm8k: null, math: null }, deltaStdErr: { gsm8k: null, math: null }, gained: { gsm8k: null, math: null }, lost: { gsm8k: null, math: null }, selectionPrecision: null, meanSelectedScore: null, error: null, runDir: null },
+    { name: 'ER-PRM', kind: 'prm', accuracy: { gsm8k: 0.795, math: 0.318 }, accuracyStdErr: { gsm8k: 0.0111, math: 0.0208 }, delta: { gsm8k: 0.016, math: 0.006 }, deltaStdErr: { gsm8k: 0.0075, math: 0.0137 }, gained: { gsm8k: 60, math: 25 }, lost: { gsm8k: 39, math: 22 }, selectionPrecision: 0.824, meanSelectedScore: 0.9123, error: null, runDir: 'runs/er' },
     // Markup in a name must come out as text.
-    { name: 'hard <b>&</b> soft', kind: 'prm', accuracy: { gsm8k: 0.781, math: 0.309 }, accuracyStdErr: { gsm8k: 0.0114, math: 0.0207 }, delta: { gsm8k: 0.002, math: -0.003 }, deltaStdErr: { gsm8k: 0.0161, math: 0.0292 }, selectionPrecision: 0.8, meanSelectedScore: 0.8712, error: null, runDir: 'runs/hard' },
-    { name: 'ORM', kind: 'orm', accuracy: { gsm8k: null, math: null }, accuracyStdErr: { gsm8k: null, math: null }, delta: { gsm8k: null, math: null }, deltaStdErr: { gsm8k: null, math: null }, selectionPrecision: null, meanSelectedScore: null, error: 'SFT failed: out of memory | step 12', runDir: 'runs/orm' },
-    { name: 'random', kind: 'random', accuracy: { gsm8k: 0.772, math: 0.3 }, accuracyStdErr: { gsm8k: 0.0116, math: 0.0205 }, delta: { gsm8k: -0.007, math: -0.012 }, deltaStdErr: { gsm8k: 0.0163, math: 0.0292 }, selectionPrecision: 0.7, meanSelectedScore: null, error: null, runDir: 'runs/random' },
+    { name: 'hard <b>&</b> soft', kind: 'prm', accuracy: { gsm8k: 0.781, math: 0.309 }, accuracyStdErr: { gsm8k: 0.0114, math: 0.0207 }, delta: { gsm8k: 0.002, math: -0.003 }, deltaStdErr: { gsm8k: 0.0067, math: 0.013 }, gained: { gsm8k: 40, math: 20 }, lost: { gsm8k: 37, math: 22 }, selectionPrecision: 0.8, meanSelectedScore: 0.8712, error: null, runDir: 'runs/hard' },
+    { name: 'ORM', kind: 'orm', accuracy: { gsm8k: null, math: null }, accuracyStdErr: { gsm8k: null, math: null }, delta: { gsm8k: null, math: null }, deltaStdErr: { gsm8k: null, math: null }, gained: { gsm8k: null, math: null }, lost: { gsm8k: null, math: null }, selectionPrecision: null, meanSelectedScore: null, error: 'SFT failed: out of memory | step 12', runDir: 'runs/orm' },
+    { name: 'random', kind: 'random', accuracy: { gsm8k: 0.772, math: 0.3 }, accuracyStdErr: { gsm8k: 0.0116, math: 0.0205 }, delta: { gsm8k: -0.007, math: -0.012 }, deltaStdErr: { gsm8k: 0.0075, math: 0.0162 }, gained: { gsm8k: 45, math: 30 }, lost: { gsm8k: 54, math: 36 }, selectionPrecision: 0.7, meanSelectedScore: null, error: null, runDir: 'runs/random' },
   ],
+  deltaStdErrForm: 'paired',
 };
 
 export const selectedScores: Record<string, number[]> = {

@@ -65,21 +65,22 @@ describe('HTML reports in headless Chromium', () => {
     const files = await writeComparisonReport(join(dir, 'compare'), comparison, selectedScores);
     expect(JSON.parse(await readFile(files.json, 'utf8'))).toEqual(comparison);
     expect(await readFile(files.markdown, 'utf8')).toContain('| baseline | 77.9 |');
-    expect(await readFile(files.csv, 'utf8')).toContain('ER-PRM,prm,0.795,0.0111,0.016,0.0159');
+    expect(await readFile(files.csv, 'utf8')).toContain('ER-PRM,prm,0.795,0.0111,0.016,0.0075,60,39');
 
     const { page, problems } = await open(files.html);
     await expectPlots(page, 2);
     const table = page.locator('table');
     expect(await table.count()).toBe(1);
     const cells = (row: number) => table.locator('tbody tr').nth(row).locator('td').allInnerTexts();
-    expect(await cells(0)).toEqual(['baseline', '77.9', '1.1', '—', '—', '31.2', '2.1', '—', '—', '—', '—', '']);
-    expect(await cells(1)).toEqual(['ER-PRM', '79.5', '1.1', '+1.6', '1.6', '31.8', '2.1', '+0.6', '2.9', '82.4', '0.912', '']);
+    expect(await cells(0)).toEqual(['baseline', '77.9', '1.1', '—', '—', '—', '31.2', '2.1', '—', '—', '—', '—', '—', '']);
+    expect(await cells(1)).toEqual(['ER-PRM', '79.5', '1.1', '+1.6', '0.8', '60/39', '31.8', '2.1', '+0.6', '1.4', '25/22', '82.4', '0.912', '']);
     expect((await cells(3)).at(-1)).toBe('SFT failed: out of memory | step 12');
     // A name with markup is shown as text, not parsed.
     expect(await cells(2).then((c) => c[0])).toBe('hard <b>&</b> soft');
     expect(await page.locator('body b').count()).toBe(0);
     expect(await page.locator('figure > svg').first().textContent()).toContain('hard <b>&</b> soft');
     expect(await page.locator('body').innerText()).toContain('ORM: no accuracy, so not in the plot.');
+    expect(await page.locator('body').innerText()).toContain('for Δ the paired √((g + l)/n − Δ²)/√n over the g questions gained and l lost');
     expect(problems).toEqual([]);
     await page.close();
   });

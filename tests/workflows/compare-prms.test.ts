@@ -58,6 +58,11 @@ describe('comparePrms', () => {
         const model = i.shards[0]?.scores?.uri.includes('bad') ? 'bad' : 'ok';
         return { ...r, sftData: { ...r.sftData, uri: `/sft-${model}.jsonl` }, selected: { ...r.selected, uri: `/selected-${model}.jsonl` } };
       },
+      async compareEvaluations(i: Parameters<typeof base.compareEvaluations>[0]) {
+        const r = await base.compareEvaluations(i);
+        // Only er-2's policy changed any answer; every other pairing finds none.
+        return i.after.uri.includes('-er-2-after/') ? r : { ...r, gained: 0, lost: 0 };
+      },
       async writeComparisonReportFiles({ table, selected }: { runDir: string; table: ComparisonTable; selected: Record<string, { uri: string }> }) {
         reported.push({ table, selected: Object.keys(selected) });
         return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
@@ -109,10 +114,20 @@ describe('comparePrms', () => {
     expect(broken?.error).toContain('empty completion');
     expect(broken?.accuracy).toEqual({ test: null });
     const er = result.table.rows.find((r) => r.name === 'er-2');
-    expect(er).toMatchObject({ accuracy: { test: 0.5 }, delta: { test: 0 }, selectionPrecision: 0.8 });
-    // 1 of 2 questions right: √(0.5 · 0.5 / 2) = 0.3536, and √2 times that for the change.
+    expect(er).toMatchObject({ accuracy: { test: 0.5 }, delta: { test: 0 }, gained: { test: 1 }, lost: { test: 1 }, selectionPrecision: 0.8 });
+    // 1 of 2 questions right: √(0.5 · 0.5 / 2) = 0.3536. The change is paired: one question gained and one lost of
+    // two, √((2/2 − 0²)/2) = 0.7071.
     expect(er?.accuracyStdErr.test).toBeCloseTo(0.3536, 4);
-    expect(er?.deltaStdErr.test).toBeCloseTo(0.5, 4);
+    expect(er?.deltaStdErr.test).toBeCloseTo(0.7071, 4);
+    // A row whose policy changed no answer has no noise in its change; the baseline and the failed row have no counts.
+    expect(result.table.rows.find((r) => r.name === 'oracle')).toMatchObject({ deltaStdErr: { test: 0 }, gained: { test: 0 }, lost: { test: 0 } });
+    expect(result.table.rows[0]).toMatchObject({ deltaStdErr: { test: null }, gained: { test: null } });
+    expect(broken).toMatchObject({ deltaStdErr: { test: null }, gained: { test: null } });
+    expect(result.table.deltaStdErrForm).toBe('paired');
+    // Every finished iteration paired its evaluation against the one shared baseline evaluation.
+    expect(calls.filter((c) => c.startsWith('compare:')).sort()).toEqual(
+      ['er-2', 'majority', 'oracle', 'orm', 'random'].map((name) => `compare:test:cmp-1-baseline->cmp-1-${name}-after`),
+    );
     expect(reported[0]?.selected.sort()).toEqual(['er-2', 'majority', 'oracle', 'orm', 'random']);
   });
 });

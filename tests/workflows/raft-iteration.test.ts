@@ -62,7 +62,11 @@ describe('raftIteration', () => {
     expect(at('stop:4242')).toBeGreaterThan(at(`evaluate:${newModel}`));
     // The input policy is evaluated too, while it is served (here by the configured server).
     expect(calls).toContain('evaluate:m');
+    // Then the two evaluations' results are paired question by question, each dataset once, before the summary.
+    expect(calls.filter((c) => c.startsWith('compare:'))).toEqual(['compare:test:raft-order-before->raft-order-after']);
+    expect(at('compare:test:raft-order-before->raft-order-after')).toBeGreaterThan(at('summary:raft-order-after'));
     expect(calls.at(-1)).toBe('summary:raft-order');
+    expect(result.change).toEqual([{ dataset: 'test', total: 2, gained: 1, lost: 1 }]);
     expect(result.sampling).toEqual({ prompts: 25, responses: 100, truncated: 3, refused: 0, correct: 25 });
     expect(calls.filter((c) => c === 'checkPrm')).toHaveLength(1);
     expect(result.selection.mode).toBe('prm');
@@ -91,6 +95,29 @@ describe('raftIteration', () => {
     expect(selections[0]?.aggregation).toBeUndefined();
     expect(result.selection).toMatchObject({ mode: 'majority', majorityCorrect: 18, randomExpectedCorrect: 12.5 });
     expect(calls.at(-1)).toBe('summary:raft-majority');
+  });
+
+  it("pairs only the datasets evaluated both before and after, against a comparison's shared evaluation", async () => {
+    const calls: string[] = [];
+    const input = testInput();
+    const dataset = (name: string) => ({
+      dataset: name,
+      source: 'tinymath' as const,
+      total: 2,
+      correct: 1,
+      accuracy: 0.5,
+      truncated: 0,
+      groups: {},
+      results: { uri: `/store/runs/cmp-baseline/results/${name}.jsonl`, count: 2, sha256: name },
+    });
+    // The shared evaluation has a dataset this iteration's config no longer evaluates.
+    const before = { runDir: '/store/runs/cmp-baseline', policy: 'm', datasets: [dataset('retired'), dataset('test')], shardsCached: 0, shardsRun: 2 };
+    const samples = [0, 1, 2].map((shard) => ({ uri: `/s/${shard}`, count: 10, sha256: 's', dataset: 'train', shard, prompts: 10, responses: 40, truncated: 0, refused: 0, correct: 10, cached: true }));
+    const result = await run(mockActivities(calls), { ...input, reuse: { samples, before } }, 'raft-reuse');
+    expect(calls.filter((c) => c.startsWith('compare:'))).toEqual(['compare:test:cmp-baseline->raft-reuse-after']);
+    expect(result.change.map((c) => c.dataset)).toEqual(['test']);
+    // The shared evaluation is not run again.
+    expect(calls).not.toContain('evaluate:m');
   });
 
   it('fails at once in prm mode without a reward model, naming prm and selection.mode', async () => {
