@@ -62,10 +62,19 @@ tiny-data: $(VENV)/.installed
 tiny-policy: tiny-data
 	$(PY) -m prm_raft.tiny.train_policy --data data/tinymath --out models/tinymath-policy --seed 0 --steps 2500
 
-# The tiny PRM, trained on the tiny policy's own samples with exact step labels.
+# The tiny PRM: fine-tuned from the policy on exact step labels of its own samples (train problems 4000-5999, apart
+# from the prompts RAFT samples) and of references with synthetic slips (4000-9999), reading each step's
+# log-likelihood beside its tag, with an LM loss on right steps and a within-question ranking loss; two stages, the
+# second ranking harder. About 35 minutes on 2 cores; the ship gate and its numbers land in models/tinymath-prm/README.md.
+TINY_PRM_ARGS := --data data/tinymath --policy models/tinymath-policy --seed 0 --first-problem 4000 --train-problems 6000 \
+  --sample-problems 2000 --samples-per-problem 8 --corruptions 3 \
+  --corruption-kinds wrong_result_carry,wrong_result_nocarry,wrong_result_nocarry,wrong_operand,wrong_op,wrong_final \
+  --test-problems 200 --selection-problems 400 --selection-samples 16 --batch-size 32 --warmup 50 --log-every 50 \
+  --step-logprob-feature --lm-loss-weight 1 --sample-cache runs/tiny-prm-samples
 tiny-prm: $(VENV)/.installed
-	$(PY) -m prm_raft.tiny.train_prm --data data/tinymath --policy models/tinymath-policy --out models/tinymath-prm --seed 0 \
-	  --train-problems 1500 --sample-problems 300 --test-problems 100 --steps 300 --threads 1
+	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out runs/tiny-prm-stage1 --steps 1200 --lr 1e-3 --pairwise-loss-weight 1
+	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out models/tinymath-prm --init-from runs/tiny-prm-stage1 \
+	  --steps 1500 --lr 5e-4 --pairwise-loss-weight 3
 
 # Issue 4's table: Monte-Carlo labels of 400 tinymath train problems through the embedded stack, exported as
 # hard, soft and ER(eta) labels, one tiny PRM per label kind plus an ORM, each scored on held-out policy samples

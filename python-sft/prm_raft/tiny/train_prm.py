@@ -29,6 +29,7 @@ The results and the exact regenerate command go into the checkpoint's README.md 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -48,7 +49,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from prm_raft import prm_train  # noqa: E402
-from prm_raft.tiny.tinymath import final_answer, load_jsonl  # noqa: E402
+from prm_raft.tiny.tinymath import final_answer, load_jsonl, write_atomic  # noqa: E402
 from prm_raft.tiny.labels import Equation, Reference, outcome_label, split_steps, step_labels  # noqa: E402
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:\n"
@@ -164,6 +165,22 @@ def sample_policy(policy_dir: Path, records: list[dict], n: int, seed: int, batc
         completions = engine.complete(prompts, n=n, temperature=1.0, max_tokens=SAMPLE_MAX_TOKENS, stop=STOP, seed=seed * 1_000_003 + c)
         out += [[x.text for x in row] for row in completions]
     return out
+
+
+def cached_samples(cache: Path | None, policy_dir: Path, records: list[dict], n: int, seed: int) -> list[list[str]]:
+    """`sample_policy`, kept in `cache` under a hash of the policy's weights and every argument: a second training
+    stage from the same samples does not sample again."""
+    if cache is None:
+        return sample_policy(policy_dir, records, n, seed)
+    from prm_raft.policy_server import weights_root
+
+    what = json.dumps([weights_root(str(policy_dir)), [r["question"] for r in records], n, seed, SAMPLE_MAX_TOKENS, STOP])
+    path = cache / f"{hashlib.sha256(what.encode()).hexdigest()[:24]}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    samples = sample_policy(policy_dir, records, n, seed)
+    write_atomic(path, json.dumps(samples))
+    return samples
 
 
 def policy_loglik(policy_dir: Path, records: list[dict], samples: list[list[str]], batch: int = 64) -> list[list[float]]:
@@ -563,10 +580,11 @@ def run(args: argparse.Namespace) -> Path:
     sel_records = test_records[: args.selection_problems]
     if policy is not None:
         t0 = time.monotonic()
-        train_samples = sample_policy(policy, train_sel[: args.sample_problems], args.samples_per_problem, args.seed)
-        test_samples = sample_policy(policy, test_sel, args.samples_per_problem, args.seed + 1)
+        cache = Path(args.sample_cache) if args.sample_cache else None
+        train_samples = cached_samples(cache, policy, train_sel[: args.sample_problems], args.samples_per_problem, args.seed)
+        test_samples = cached_samples(cache, policy, test_sel, args.samples_per_problem, args.seed + 1)
         if sel_records and args.selection_samples > 0:
-            sel_samples = sample_policy(policy, sel_records, args.selection_samples, args.seed + 3)
+            sel_samples = cached_samples(cache, policy, sel_records, args.selection_samples, args.seed + 3)
         sel_loglik = policy_loglik(policy, sel_records, sel_samples) if sel_samples is not None else None
         emit("sampled", train_problems=len(train_samples), test_problems=len(test_samples), per_problem=args.samples_per_problem, seconds=round(time.monotonic() - t0, 1))
     kinds = tuple(k.strip() for k in args.corruption_kinds.split(",") if k.strip())
@@ -722,7 +740,7 @@ def _non_defaults(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
     out = []
     for k, d in _DEFAULTS.items():
         v = getattr(args, k)
-        if v != d and k not in ("data", "policy", "out", "seed", "keep_data", "require_policy"):
+        if v != d and k not in ("data", "policy", "out", "seed", "keep_data", "require_policy", "sample_cache"):
             out.append(("--" + k.replace("_", "-"), d, v))
     return out
 
@@ -742,6 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--first-problem", type=int, default=0, help="index of the first train problem used (the problems before it stay unseen)")
     ap.add_argument("--train-problems", type=int, default=4000, help="train problems used for references + corruptions")
     ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy (the first of those above)")
+    ap.add_argument("--sample-cache", default=None, help="keep the policy samples here, keyed by the policy's weights and the arguments")
     ap.add_argument("--init-from", default=None, help="a checkpoint to fine-tune instead of the policy (e.g. an earlier stage of this model)")
     ap.add_argument("--step-logprob-feature", action="store_true", help="the score also reads the step's log-likelihood (prm_train step_logprob_feature)")
     ap.add_argument("--lm-loss-weight", type=float, default=0.0, help="label-weighted LM loss on the steps (prm_train lm_loss_weight)")
