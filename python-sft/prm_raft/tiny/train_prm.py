@@ -6,21 +6,25 @@
 Training solutions that contain wrong steps come from two sources:
 
 - the tiny policy's own samples (``--samples-per-problem`` solutions per problem for the first ``--sample-problems``
-  train problems, temperature 1, transformers ``generate`` with ``do_sample``), when ``--policy`` is a checkpoint
-  directory; and
+  of the train problems used, temperature 1, through the CPU policy server's engine; ``--sample-cache`` keeps them),
+  when ``--policy`` is a checkpoint directory; and
 - synthetic corruptions of the reference solutions (:func:`corrupt`): a wrong result carried forward or not,
   a wrong operand or operation carried forward, a wrong final answer; plus the reference solutions themselves.
 
 Every step is labeled exactly by :func:`prm_raft.tiny.labels.step_labels` (1 while the solution prefix is
 still right, then 0); an ORM gets :func:`prm_raft.tiny.labels.outcome_label` (final answer right). The
-model is fine-tuned from the policy (``--policy``; from scratch with ``--policy none``) by
-:mod:`prm_raft.prm_train`. Held-out evaluation: the same kinds of solutions built from the TEST split (policy
+model is fine-tuned from the policy (``--policy``, or ``--init-from`` an earlier stage; from scratch with ``--policy
+none``) by :mod:`prm_raft.prm_train`, with its within-question options (``--step-logprob-feature``,
+``--lm-loss-weight``, ``--pairwise-loss-weight``). The train problems used start at ``--first-problem``, so the
+prompts a RAFT iteration samples (``train[:limit]``) can stay unseen by the reward model. Held-out evaluation: the same kinds of solutions built from the TEST split (policy
 samples and corruptions), scored through :class:`prm_raft.prm_server.PrmScorer` (what the server runs): step
 accuracy, step AUC against the exact labels, and the solution-level AUC of the min step score against final
 correctness; the paired probe (:func:`paired_probe`); and WITHIN-PROMPT selection (:func:`selection_eval`, what RAFT
 lives on): ``--selection-samples`` policy samples for each of the first ``--selection-problems`` test problems, the share
-of problems whose highest-scoring response is right, next to a random pick and the oracle (``--selection-compare DIR``
-adds another checkpoint, e.g. the ORM, on the same samples). Data options: ``--corruption-kinds`` (which corruptions
+of problems whose highest-scoring response is right, next to a random pick, the oracle, majority voting and the
+policy's own likelihood — the model's README says whether it passes the ship gate (:func:`ship_gate`: more right
+picks than majority and likelihood among the problems that have a right sample) — (``--selection-compare DIR`` adds
+another checkpoint, e.g. the ORM, on the same samples). Data options: ``--corruption-kinds`` (which corruptions
 are drawn, repetition = weight) and ``--after-error drop`` (cut each training solution after its first wrong step).
 The results and the exact regenerate command go into the checkpoint's README.md and
 ``tiny_prm_eval.json``. The checkpoint appears atomically. Deterministic for a given seed on a given machine.
@@ -460,8 +464,9 @@ whole script {total_seconds}s (sampling included; the machine's 1-minute load av
 
 ## Regenerate
 
+From the project root{stages}:
+
 ```
-cd python-sft
 {command}
 ```
 
@@ -530,6 +535,15 @@ def _selection_text(selection: dict[str, Any], args: argparse.Namespace) -> str:
             f"{s['decisive_problems']} | {s['decisive_picked_correct']} | {s['decisive_random_pick']} |"
         )
     return "\n".join(lines)
+
+
+def _command_from_root(cmd: list[str]) -> str:
+    """The command as typed from the project root: a `cd` first when it ran elsewhere (its paths are relative to there)."""
+    root = Path(__file__).resolve().parents[3]
+    here = os.path.relpath(Path.cwd(), root)
+    python = os.path.relpath(root / "python-sft" / ".venv" / "bin" / "python", Path.cwd())
+    line = " ".join(shlex.quote(c) for c in [python, *cmd[1:]])
+    return line if here == "." else f"cd {shlex.quote(here)}\n{line}"
 
 
 def _load() -> str:
@@ -659,26 +673,37 @@ def run(args: argparse.Namespace) -> Path:
         size_kb = sum(p.stat().st_size for p in stage.iterdir() if p.is_file()) // 1024
         cmd = ["python", "-m", "prm_raft.tiny.train_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
         for flag, default_value, value in _non_defaults(args):
+            if isinstance(value, bool):  # a switch: present or not
+                cmd += [flag] if value else []
+                continue
             for v in value if isinstance(value, list) else [value]:
                 cmd += [flag, str(v)]
+        first = args.first_problem
         what = {"autoregressive": "process reward model (PRM)", "regression": "regression PRM", "orm": "outcome reward model (ORM)"}[args.kind]
         readout = {
             "autoregressive": "the score of a step is the 2-way softmax over the `+`/`-` next-token logits at its tag, P(`+`)",
             "regression": "the score of a step is the sigmoid of a scalar head at its tag",
             "orm": "the whole response is one step: the score is P(`+`) from the `+`/`-` logits at the one tag after it (`step_scores` has length 1)",
         }[args.kind]
+        if args.step_logprob_feature:
+            w = prm_cfg["readout"]
+            readout += (
+                f"; before the sigmoid the logit also gets {w['step_logprob_weight']:.3f} × the step's log-likelihood under the "
+                f"model's own LM head, log P(step | question, earlier steps), and {w['bias']:+.3f} (`readout` in `prm_config.json`): "
+                "within one prompt an unlikely step is a suspect step"
+            )
         label_note = (
             "The ORM is trained on the outcome only: 1 iff the final `#### N` answer is right, whatever the steps."
             if args.kind == "orm"
             else "Labels are hard (0/1); the trainer takes soft labels too."
         )
         sources = (
-            f"{args.samples_per_problem} temperature-1 policy samples for each of the first {args.sample_problems} train problems "
-            f"(from `{args.policy}`), plus for each of the first {args.train_problems} train problems its reference solution and "
-            f"{args.corruptions} synthetic corruptions (kinds: {', '.join(CORRUPTIONS)})"
+            f"{args.samples_per_problem} temperature-1 policy samples for each of train problems {first + 1}-{first + args.sample_problems} "
+            f"(from `{args.policy}`), plus for each of train problems {first + 1}-{first + args.train_problems} its reference solution and "
+            f"{args.corruptions} synthetic corruptions (kinds drawn from: {', '.join(kinds)})"
             if policy is not None
-            else f"for each of the first {args.train_problems} train problems its reference solution and {args.corruptions} synthetic "
-            f"corruptions (kinds: {', '.join(CORRUPTIONS)}); no policy samples (no policy checkpoint)"
+            else f"for each of train problems {first + 1}-{first + args.train_problems} its reference solution and {args.corruptions} synthetic "
+            f"corruptions (kinds drawn from: {', '.join(kinds)}); no policy samples (no policy checkpoint)"
         )
         test_sources = f"test: the first {len(test_sel)} test problems, " + (
             f"{args.samples_per_problem} policy samples each plus " if policy is not None else ""
@@ -708,7 +733,8 @@ def run(args: argparse.Namespace) -> Path:
             load_end=_load(),
             params=prm_cfg["params"],
             size_kb=size_kb,
-            command=" ".join(shlex.quote(c) for c in [".venv/bin/" + cmd[0], *cmd[1:]]),
+            command=_command_from_root(cmd),
+            stages=f" (`make {args.make_target}` runs this after the stage it starts from, `--init-from`)" if args.init_from and args.make_target else "",
         )
         (stage / "README.md").write_text(readme, encoding="utf-8")
         (stage / "tiny_prm_eval.json").write_text(
@@ -740,7 +766,7 @@ def _non_defaults(args: argparse.Namespace) -> list[tuple[str, Any, Any]]:
     out = []
     for k, d in _DEFAULTS.items():
         v = getattr(args, k)
-        if v != d and k not in ("data", "policy", "out", "seed", "keep_data", "require_policy", "sample_cache"):
+        if v != d and k not in ("data", "policy", "out", "seed", "keep_data", "require_policy", "sample_cache", "make_target"):
             out.append(("--" + k.replace("_", "-"), d, v))
     return out
 
@@ -760,6 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--first-problem", type=int, default=0, help="index of the first train problem used (the problems before it stay unseen)")
     ap.add_argument("--train-problems", type=int, default=4000, help="train problems used for references + corruptions")
     ap.add_argument("--sample-problems", type=int, default=1500, help="train problems sampled from the policy (the first of those above)")
+    ap.add_argument("--make-target", default=None, help="the Makefile target that runs this (named in the README's Regenerate section)")
     ap.add_argument("--sample-cache", default=None, help="keep the policy samples here, keyed by the policy's weights and the arguments")
     ap.add_argument("--init-from", default=None, help="a checkpoint to fine-tune instead of the policy (e.g. an earlier stage of this model)")
     ap.add_argument("--step-logprob-feature", action="store_true", help="the score also reads the step's log-likelihood (prm_train step_logprob_feature)")
