@@ -118,3 +118,13 @@ def test_selection_compares_with_majority_and_likelihood_on_problems_with_a_righ
     assert T.ship_gate(res)
     assert not T.ship_gate({**res, "picked_when_any_right": 0.5})  # a tie with majority does not ship
     assert not T.ship_gate({**res, "likeliest_when_any_right": None})  # an unmeasured baseline does not ship
+
+
+def test_the_regenerate_command_gives_switches_without_a_value():
+    ap = T.build_parser()
+    T._DEFAULTS.update({a.dest: a.default for a in ap._actions if a.dest != "help"})
+    args = ap.parse_args(["--data", "d", "--out", "o", "--step-logprob-feature", "--lm-loss-weight", "1", "--sample-cache", "c"])
+    cmd = T.regenerate_command(args)
+    assert "--step-logprob-feature" in cmd and cmd[cmd.index("--step-logprob-feature") + 1].startswith("--")
+    assert cmd[cmd.index("--lm-loss-weight") + 1] == "1.0"
+    assert "--sample-cache" not in cmd and "--pairwise-loss-weight" not in cmd  # where samples are kept, and defaults, are left out

@@ -537,6 +537,18 @@ def _selection_text(selection: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def regenerate_command(args: argparse.Namespace) -> list[str]:
+    """The command line that trains this model again: the paths, the seed and every option off its default."""
+    cmd = ["python", "-m", "prm_raft.tiny.train_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
+    for flag, _default, value in _non_defaults(args):
+        if isinstance(value, bool):  # a switch: present or not
+            cmd += [flag] if value else []
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            cmd += [flag, str(v)]
+    return cmd
+
+
 def _command_from_root(cmd: list[str]) -> str:
     """The command as typed from the project root: a `cd` first when it ran elsewhere (its paths are relative to there)."""
     root = Path(__file__).resolve().parents[3]
@@ -671,13 +683,6 @@ def run(args: argparse.Namespace) -> Path:
             write_jsonl(keep / "test.jsonl", test_rows)
         prm_cfg = json.loads((stage / prm_train.PRM_CONFIG).read_text(encoding="utf-8"))
         size_kb = sum(p.stat().st_size for p in stage.iterdir() if p.is_file()) // 1024
-        cmd = ["python", "-m", "prm_raft.tiny.train_prm", "--data", args.data, "--policy", args.policy or "none", "--out", args.out, "--seed", str(args.seed)]
-        for flag, default_value, value in _non_defaults(args):
-            if isinstance(value, bool):  # a switch: present or not
-                cmd += [flag] if value else []
-                continue
-            for v in value if isinstance(value, list) else [value]:
-                cmd += [flag, str(v)]
         first = args.first_problem
         what = {"autoregressive": "process reward model (PRM)", "regression": "regression PRM", "orm": "outcome reward model (ORM)"}[args.kind]
         readout = {
@@ -733,7 +738,7 @@ def run(args: argparse.Namespace) -> Path:
             load_end=_load(),
             params=prm_cfg["params"],
             size_kb=size_kb,
-            command=_command_from_root(cmd),
+            command=_command_from_root(regenerate_command(args)),
             stages=f" (`make {args.make_target}` runs this after the stage it starts from, `--init-from`)" if args.init_from and args.make_target else "",
         )
         (stage / "README.md").write_text(readme, encoding="utf-8")
