@@ -74,7 +74,7 @@ TINY_PRM_ARGS := --data data/tinymath --policy models/tinymath-policy --seed 0 -
 tiny-prm: $(VENV)/.installed
 	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out runs/tiny-prm-stage1 --steps 1200 --lr 1e-3 --pairwise-loss-weight 1
 	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out models/tinymath-prm --init-from runs/tiny-prm-stage1 \
-	  --steps 1500 --lr 5e-4 --pairwise-loss-weight 3
+	  --steps 1500 --lr 5e-4 --pairwise-loss-weight 3 --make-target tiny-prm
 
 # Issue 4's table: Monte-Carlo labels of 400 tinymath train problems through the embedded stack, exported as
 # hard, soft and ER(eta) labels, one tiny PRM per label kind plus an ORM, each scored on held-out policy samples
