@@ -149,6 +149,18 @@ def test_a_model_with_the_same_key_is_not_trained_again(tmp_path, fake_policy, m
     assert train() is not None and len(calls) == 4
 
 
+def test_the_within_question_recipe_reaches_every_model_alike(tmp_path, fake_policy):
+    export = write_jsonl(tmp_path / "hard.jsonl", [export_line("q", ["1 + 1 = 2", "#### 2"], [1, 1], True)])
+    plain = ctp.build_parser().parse_args(["--out", str(tmp_path / "o")])
+    recipe = ctp.build_parser().parse_args(["--out", str(tmp_path / "o"), "--step-logprob-feature", "--lm-loss-weight", "1", "--pairwise-loss-weight", "3"])
+    for name in ("hard", "er-2"):
+        spec = ctp.Spec(name, "autoregressive", export)
+        cfg = ctp.train_config(spec, export, fake_policy, tmp_path / name, plain)
+        assert (cfg["step_logprob_feature"], cfg["lm_loss_weight"], cfg["pairwise_loss_weight"]) == (False, 0.0, 0.0)  # the paper's step loss alone
+        cfg = ctp.train_config(spec, export, fake_policy, tmp_path / name, recipe)
+        assert (cfg["step_logprob_feature"], cfg["lm_loss_weight"], cfg["pairwise_loss_weight"]) == (True, 1.0, 3.0)
+
+
 @pytest.mark.skipif(not (POLICY / "config.json").is_file(), reason="models/tinymath-policy not built")
 def test_end_to_end_two_problems(tmp_path, capsys):
     export = []

@@ -219,6 +219,9 @@ def train_config(spec: Spec, train_file: Path, policy: Path, output_dir: Path, a
             "seed": args.seed,
             "threads": args.threads,
             "log_every": 50,
+            "step_logprob_feature": args.step_logprob_feature,
+            "lm_loss_weight": args.lm_loss_weight,
+            "pairwise_loss_weight": args.pairwise_loss_weight,
         },
         where=f"model {spec.name}",
     )
@@ -486,6 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--warmup", type=int, default=SHIPPED["warmup"])
     ap.add_argument("--seed", type=int, default=0, help="sampling and training seed")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (training, sampling, each server)")
+    # Off by default: the paper's step loss alone. On, every model gets the shipped PRM's within-question recipe
+    # (the step loss stays; only the labels differ between models either way).
+    ap.add_argument("--step-logprob-feature", action="store_true", help="the score also reads each step's log-likelihood (prm_train)")
+    ap.add_argument("--lm-loss-weight", type=float, default=0.0, help="label-weighted LM loss on the steps (prm_train)")
+    ap.add_argument("--pairwise-loss-weight", type=float, default=0.0, help="within-question ranking loss (prm_train)")
     return ap
 
 
