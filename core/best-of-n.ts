@@ -1,7 +1,7 @@
 // Best-of-N statistics of reward models over sampled responses: the paper's Tables 2–10 and figures.
 import { z } from 'zod';
 import { aggregateStepScores, Aggregation } from './aggregate.js';
-import { BestOfNConfig, GraderConfig, PolicyConfig, resolvePrompt, RewardModelConfig, SamplingConfig, type Config } from './config.js';
+import { BestOfNConfig, GraderConfig, MAX_DRAWS, PolicyConfig, resolvePrompt, RewardModelConfig, SamplingConfig, type Config } from './config.js';
 import { BadInputError } from './errors.js';
 import { PromptTemplate } from './prompts.js';
 import { mulberry32 } from './random.js';
@@ -14,8 +14,8 @@ export const ScoredResponse = z.strictObject({
   /** The extracted final answer (votes group on it); null when none could be extracted. */
   answer: z.string().nullable(),
   correct: z.boolean(),
-  /** One score per step (a single score for an ORM). */
-  step_scores: z.array(z.number()),
+  /** One score per step (a single score for an ORM), in [0, 1] as the PRM service's contract has them. */
+  step_scores: z.array(z.number().min(0, { error: 'expected scores in [0, 1]' }).max(1, { error: 'expected scores in [0, 1]' })),
 });
 export type ScoredResponse = z.infer<typeof ScoredResponse>;
 
@@ -71,7 +71,11 @@ export const BonOptions = z.strictObject({
     .refine((ns) => ns.every((n, i) => i === 0 || n > (ns[i - 1] as number)), { error: 'expected ascending values without repeats' })
     .optional(),
   // Ten draws cost nothing even at 500 problems × 64 responses and put the mean's standard error at about spread/3.
-  draws: z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' }).default(10),
+  draws: z
+    .int({ error: 'expected a positive integer' })
+    .positive({ error: 'expected a positive integer' })
+    .max(MAX_DRAWS, { error: `expected at most ${MAX_DRAWS} draws` })
+    .default(10),
   seed: z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' }).default(0),
   aggregate: Aggregation.default('min'),
 });

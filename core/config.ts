@@ -181,13 +181,16 @@ export const RewardModelConfig = PrmConfig.extend({
 });
 export type RewardModelConfig = z.infer<typeof RewardModelConfig>;
 
+/** Best-of-N's random N-subsets per N: its work grows with draws × problems × Ns, and past a few thousand the mean no longer moves. */
+export const MAX_DRAWS = 10_000;
+
 export const BestOfNConfig = z.strictObject({
   /** The test problems and how many responses each gets (the paper went up to 64). */
   sampling: SamplingConfig,
   /** The Ns of the table; powers of two up to sampling.n when omitted. */
   ns: z.array(positiveInt).min(1).optional(),
   /** Random N-subsets averaged per N. */
-  draws: positiveInt.default(10),
+  draws: positiveInt.max(MAX_DRAWS, { error: `expected at most ${MAX_DRAWS} draws` }).default(10),
   seed: nonNegativeInt.default(0),
   aggregations: z.array(Aggregation).min(1).default(['min', 'last', 'mean', 'prod']),
 });

@@ -85,6 +85,14 @@ describe('prm-raft bon --scores', () => {
     expect(r.stderr).toContain(`${path}:2: correct: expected boolean, received string`);
   });
 
+  it('refuses a step score outside [0, 1], as the PRM client does', async () => {
+    const path = await jsonl('range.jsonl', [known[0], { problem_id: 'p', answer: '7', correct: false, step_scores: [0.2, 1.5] }]);
+    const r = await bon(['--scores', path]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`${path}:2: step_scores.1: expected scores in [0, 1]`);
+  });
+
   it('says which line is not JSON', async () => {
     const path = await jsonl('notjson.jsonl', [known[0], '', '{"problem_id": ']);
     const r = await bon(['--scores', path]);
@@ -109,6 +117,7 @@ describe('prm-raft bon --scores', () => {
       [['--scores', path, '--n', '4,2'], '--n: expected ascending values without repeats, got "4,2"'],
       [['--scores', path, '--n', '1,x'], '--n: expected positive integers, got "1,x"'],
       [['--scores', path, '--draws', '0'], '--draws: expected a positive integer, got "0"'],
+      [['--scores', path, '--draws', '100000000'], '--draws: expected at most 10000 draws, got "100000000"'],
       [['--scores', path, '--aggregate', 'max'], '--aggregate: expected one of "min"|"last"|"mean"|"prod", got "max"'],
     ]);
   });
