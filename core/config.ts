@@ -10,6 +10,8 @@ import { unknownPlaceholders } from './command.js';
 const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegativeInt = z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' });
 const nonEmpty = z.string({ error: 'expected a non-empty string' }).min(1, { error: 'expected a non-empty string' });
+/** Names that become parts of run ids, folder and file names: no separators, nothing that climbs out of the store. */
+const safeName = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'expected a lowercase name of letters, digits, ".", "_" or "-"' });
 const port = z.int({ error: 'expected a port number' }).min(1).max(65535);
 /** A command template whose `{placeholders}` must be among `known`. */
 const commandTemplate = (known: readonly string[]) =>
@@ -95,7 +97,7 @@ export const PromptConfig = z
 export type PromptConfig = z.infer<typeof PromptConfig>;
 
 export const EvalDatasetConfig = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'expected a lowercase name of letters, digits, ".", "_" or "-"' }),
+  name: safeName,
   source: DatasetSource,
   path: nonEmpty,
   /** `raw`: the source's own record format; `normalized`: the output of `prm-raft data prepare`. */
@@ -177,7 +179,7 @@ export type PrmConfig = z.infer<typeof PrmConfig>;
 
 /** A reward model compared by `prm-raft compare` and `prm-raft bon`. */
 export const RewardModelConfig = PrmConfig.extend({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'expected a lowercase name of letters, digits, ".", "_" or "-"' }),
+  name: safeName,
 });
 export type RewardModelConfig = z.infer<typeof RewardModelConfig>;
 
@@ -254,7 +256,7 @@ const RESERVED_ROWS = new Map<string, string>([
 ]);
 
 export const Config = z.strictObject({
-  name: nonEmpty,
+  name: safeName,
   temporal: TemporalConfig.prefault({}),
   store: z.strictObject({ root: nonEmpty.default('runs') }).prefault({}),
   /** Python interpreter with python-sft installed (the Makefile's venv by default). */

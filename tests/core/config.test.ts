@@ -66,6 +66,12 @@ describe('config', () => {
     ]);
   });
 
+  it('refuses a run name that would leave the store (it becomes part of folder names)', () => {
+    for (const name of ['x/../../../t/escaped', '../up', 'a b', 'Upper']) {
+      expect(problems(minimal.replace('name: t\n', `name: "${name}"\n`))).toEqual([`name: expected a lowercase name of letters, digits, ".", "_" or "-", got "${name}"`]);
+    }
+  });
+
   it('reports a duplicate dataset name', () => {
     expect(problems(minimal.replace(']\n', ', { name: tiny, source: gsm8k, path: x }]\n'))).toEqual(['evaluation.datasets.1.name: duplicate dataset name "tiny"']);
   });
