@@ -76,32 +76,34 @@ tiny-prm: $(VENV)/.installed
 	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out models/tinymath-prm --init-from runs/tiny-prm-stage1 \
 	  --steps 1500 --lr 5e-4 --pairwise-loss-weight 3 --make-target tiny-prm
 
-# Issue 4's table: Monte-Carlo labels of 400 tinymath train problems through the embedded stack, exported as
-# hard, soft and ER(eta) labels, one tiny PRM per label kind plus an ORM, each scored on held-out policy samples
-# (step agreement with exact labels) and served for best-of-N. Long: about an hour on 2 cores.
+# The label-kind comparison (issue 9, item 4): Monte-Carlo labels of tinymath train problems 2000-2799 through the
+# embedded stack (configs/tiny-compare.yaml's labeling), exported as hard, soft and ER(2) labels of the same
+# solutions; one tiny PRM per label kind and training seed, all with the shipped PRM's recipe (the paper's step loss
+# plus the step log-likelihood input, the LM loss and the within-question ranking loss: only the labels differ), each
+# scored on 400 held-out test problems x 16 policy samples (step agreement with exact labels, within-problem right
+# picks) and their best-of-N. About an hour on 2 cores; every stage resumes where it stopped.
 PRM_CMP := runs/prm-comparison
-PRM_ETAS := 2 0.1 1 5 10
+PRM_KINDS := hard soft er-2
 prm-comparison: setup build
 	node bin/prm-raft.js dev up --config configs/tiny.yaml
 	mkdir -p $(PRM_CMP)/labels
-	node bin/prm-raft.js label --config configs/tiny.yaml --json > $(PRM_CMP)/label-run.json
+	node bin/prm-raft.js label --config configs/tiny-compare.yaml --json > $(PRM_CMP)/label-run.json
 	run=$$(node -p "require('./$(PRM_CMP)/label-run.json').runDir"); \
 	for kind in hard soft; do node bin/prm-raft.js label export --run $$run --kind $$kind --format jsonl --out $(PRM_CMP)/labels/$$kind.jsonl; done; \
-	for eta in $(PRM_ETAS); do node bin/prm-raft.js label export --run $$run --kind er --eta $$eta --format jsonl --out $(PRM_CMP)/labels/er-$$eta.jsonl; done
+	node bin/prm-raft.js label export --run $$run --kind er --eta 2 --format jsonl --out $(PRM_CMP)/labels/er-2.jsonl
 	cd python-sft && .venv/bin/python -m prm_raft.tiny.compare_prms --policy ../models/tinymath-policy --data ../data/tinymath \
-	  --out ../$(PRM_CMP) --test-problems 200 --threads 1 --orm orm=../$(PRM_CMP)/labels/hard.jsonl \
-	  --train hard=../$(PRM_CMP)/labels/hard.jsonl --train soft=../$(PRM_CMP)/labels/soft.jsonl \
-	  $(foreach eta,$(PRM_ETAS),--train er-$(eta)=../$(PRM_CMP)/labels/er-$(eta).jsonl)
+	  --out ../$(PRM_CMP) --test-problems 400 --bon-samples 16 --threads 2 --seeds 0,1,2 \
+	  --steps 400 --lr 1e-3 --warmup 30 --step-logprob-feature --lm-loss-weight 1 --pairwise-loss-weight 3 \
+	  $(foreach k,$(PRM_KINDS),--train $(k)=../$(PRM_CMP)/labels/$(k).jsonl)
 	for f in $(PRM_CMP)/bon/*.scores.jsonl; do echo "## $$(basename $$f .scores.jsonl)"; \
-	  node bin/prm-raft.js bon --scores $$f --n 1,4,8,16 --draws 20; done > $(PRM_CMP)/best_of_n.md
+	  node bin/prm-raft.js bon --scores $$f --n 1,2,4,8,16 --draws 20; done > $(PRM_CMP)/best_of_n.md
 	@cat $(PRM_CMP)/step_metrics.md $(PRM_CMP)/best_of_n.md
 
-# Issue 5's tables on tinymath: RAFT with each of those reward models against the untuned policy, then their
-# best-of-N, through the embedded stack. Needs `make prm-comparison` first.
+# RAFT with each of those nine PRMs on the demo's samples, beside the oracle, random and majority baselines, through
+# the embedded stack. Needs `make prm-comparison` first.
 tiny-compare: setup build
 	node bin/prm-raft.js dev up --config configs/tiny-compare.yaml
 	node bin/prm-raft.js compare --config configs/tiny-compare.yaml
-	node bin/prm-raft.js bon --config configs/tiny-compare.yaml
 
 clean:
 	rm -rf dist node_modules .tools $(VENV)

@@ -1,4 +1,4 @@
-// Stage: a raw dataset file → normalized problems in the store, once per file content and limit.
+// Stage: a raw dataset file → normalized problems in the store, once per file content, skip and limit.
 import { join } from 'node:path';
 import type { EvalDatasetConfig } from '../core/config.js';
 import { BadInputError } from '../core/errors.js';
@@ -14,13 +14,17 @@ export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeR
     if (!(await exists(dataset.path))) {
       throw new BadInputError(`dataset "${dataset.name}": file ${dataset.path} not found (relative paths are read from the worker's directory, ${process.cwd()})`);
     }
-    const key = contentKey({ v: 1, source: dataset.source, format: dataset.format, name: dataset.name, file: await sha256File(dataset.path), limit: dataset.limit });
+    const key = contentKey({ v: 1, source: dataset.source, format: dataset.format, name: dataset.name, file: await sha256File(dataset.path), skip: dataset.skip, limit: dataset.limit });
     const dir = cacheDir(storeRoot, 'datasets', key);
     const manifestPath = join(dir, 'manifest.json');
     if (await exists(manifestPath)) return (await readJson(manifestPath)) as DatasetManifest;
 
     const problems = await readProblems(dataset.path, dataset.source, { name: dataset.name, normalized: dataset.format === 'normalized' });
-    const kept = dataset.limit === undefined ? problems : problems.slice(0, dataset.limit);
+    const skip = dataset.skip ?? 0;
+    const kept = problems.slice(skip, dataset.limit === undefined ? undefined : skip + dataset.limit);
+    if (kept.length === 0) {
+      throw new BadInputError(`dataset "${dataset.name}": no problems left in ${dataset.path} (${problems.length} read, skip ${skip}): lower skip or check the file`);
+    }
     const text = toJsonl(kept);
     const uri = join(dir, 'problems.jsonl');
     await writeFileAtomic(uri, text);

@@ -102,6 +102,8 @@ export const EvalDatasetConfig = z.strictObject({
   path: nonEmpty,
   /** `raw`: the source's own record format; `normalized`: the output of `prm-raft data prepare`. */
   format: z.enum(['raw', 'normalized']).default('raw'),
+  /** Leave out the first `skip` problems (for example the prompts another stage uses); `limit` counts after them. */
+  skip: nonNegativeInt.optional(),
   /** Use only the first `limit` problems. */
   limit: positiveInt.optional(),
 });

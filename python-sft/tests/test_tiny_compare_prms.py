@@ -114,6 +114,35 @@ def test_metrics_and_preview_on_a_hand_made_case():
     assert p["pass_at_n"] == {1: 0.5, 2: 1.0, 3: 1.0}
     assert p["majority"] == {1: 0.5, 2: 1.0, 3: 0.5}  # a: "6" outvotes "5" at 3
     assert p["best_of_n"]["m"] == {1: 0.5, 2: 1.0, 3: 1.0}  # a response without steps is never picked
+    w = ctp.within_prompt(rows, scores)
+    assert w == {"problems_with_a_right_response": 2, "right_picks": 1.0, "pair_auc": 1.0}  # a: 2 pairs; b: 1, the empty one last
+    flipped = ctp.within_prompt(rows, [[0.1], [0.9], [0.5], [], [0.6]])
+    assert flipped == {"problems_with_a_right_response": 2, "right_picks": 0.5, "pair_auc": 0.3333}
+    tied = ctp.within_prompt(rows, [[0.5], [0.5], [0.5], [], [0.5]])  # a constant score: a random pick in a
+    assert tied["right_picks"] == round((1 / 3 + 1) / 2, 4) and tied["pair_auc"] == round(2 / 3, 4)
+    assert ctp.selection_baselines(rows) == {"random": round((1 / 3 + 1 / 2) / 2, 4), "majority": 0.5}  # a: "6" wins
+
+
+def test_seeds_train_one_model_per_label_set_and_seed_and_the_table_shows_the_spread(tmp_path):
+    f = tmp_path / "x.jsonl"
+    args = ctp.build_parser().parse_args(["--out", "o", "--train", f"hard={f}", "--orm", f"orm={f}", "--seeds", "0,2"])
+    specs = ctp.model_specs(args)
+    assert [(s.name, s.group, s.seed, s.kind) for s in specs] == [
+        ("hard-s0", "hard", 0, "autoregressive"), ("hard-s2", "hard", 2, "autoregressive"), ("orm-s0", "orm", 0, "orm"), ("orm-s2", "orm", 2, "orm")]
+    assert [s.name for s in ctp.model_specs(ctp.build_parser().parse_args(["--out", "o", "--train", f"hard={f}", "--seed", "3"]))] == ["hard"]
+    for bad in ("1,1", "-1", "a"):
+        with pytest.raises(SystemExit):
+            ctp.build_parser().parse_args(["--out", "o", "--seeds", bad])
+    model = lambda group, seed, auc, picks: {  # noqa: E731
+        "kind": "autoregressive", "group": group, "seed": seed, "train_data": {"solutions": 1, "mean_label": 1},
+        "metrics": {"level": "step", "accuracy": 1, "auc": auc, "brier": 0, "auc_min_score_vs_correct": auc},
+        "within_prompt": {"right_picks": picks, "pair_auc": picks}}
+    summary = {"samples": {"responses": 1, "per_problem": 1, "problems": 1, "without_steps": 0, "steps": 1, "step_positive_rate": 1, "correct_rate": 1},
+               "position_only_step_auc": 0.5, "selection_baselines": {"random": 0.4, "majority": 0.5},
+               "models": {"hard-s0": model("hard", 0, 0.8, 0.6), "hard-s2": model("hard", 2, 0.9, 0.7)}}
+    md = ctp.markdown(summary)
+    assert "| hard-s0 | 0.6 | 0.6 |" in md and "a random pick: 0.4, majority vote: 0.5" in md
+    assert "| hard | 0, 2 | 0.850 ± 0.071 | 0.850 ± 0.071 | 0.650 ± 0.071 | 0.650 ± 0.071 |" in md
 
 
 def test_a_model_with_the_same_key_is_not_trained_again(tmp_path, fake_policy, monkeypatch):
@@ -128,7 +157,7 @@ def test_a_model_with_the_same_key_is_not_trained_again(tmp_path, fake_policy, m
 
     monkeypatch.setattr(prm_train, "train", fake_train)
     export = write_jsonl(tmp_path / "hard.jsonl", [export_line("q", ["1 + 1 = 2", "#### 2"], [1, 1], True)])
-    spec = ctp.Spec("hard", "autoregressive", export)
+    spec = ctp.Spec("hard", "autoregressive", export, "hard", 0)
     args = ctp.build_parser().parse_args(["--out", str(tmp_path / "o")])
     out = tmp_path / "o"
 
@@ -154,7 +183,7 @@ def test_the_within_question_recipe_reaches_every_model_alike(tmp_path, fake_pol
     plain = ctp.build_parser().parse_args(["--out", str(tmp_path / "o")])
     recipe = ctp.build_parser().parse_args(["--out", str(tmp_path / "o"), "--step-logprob-feature", "--lm-loss-weight", "1", "--pairwise-loss-weight", "3"])
     for name in ("hard", "er-2"):
-        spec = ctp.Spec(name, "autoregressive", export)
+        spec = ctp.Spec(name, "autoregressive", export, name, 0)
         cfg = ctp.train_config(spec, export, fake_policy, tmp_path / name, plain)
         assert (cfg["step_logprob_feature"], cfg["lm_loss_weight"], cfg["pairwise_loss_weight"]) == (False, 0.0, 0.0)  # the paper's step loss alone
         cfg = ctp.train_config(spec, export, fake_policy, tmp_path / name, recipe)

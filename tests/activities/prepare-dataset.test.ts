@@ -11,8 +11,8 @@ import { ProblemRecord } from '../../core/records.js';
 
 const fixture = 'tests/fixtures/datasets/gsm8k.jsonl';
 
-async function prepare(path: string, storeRoot: string, limit?: number, format: 'raw' | 'normalized' = 'raw'): Promise<DatasetManifest> {
-  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k' as const, path, limit, format }, storeRoot });
+async function prepare(path: string, storeRoot: string, limit?: number, format: 'raw' | 'normalized' = 'raw', skip?: number): Promise<DatasetManifest> {
+  return new MockActivityEnvironment().run(prepareDataset, { dataset: { name: 'gsm8k-test', source: 'gsm8k' as const, path, skip, limit, format }, storeRoot });
 }
 
 describe('prepareDataset', () => {
@@ -25,6 +25,16 @@ describe('prepareDataset', () => {
     expect(ProblemRecord.parse(JSON.parse(lines[0] as string)).answerKind).toBe('gsm8k');
     expect(await prepare(fixture, store, 3)).toEqual(manifest);
     expect((await prepare(fixture, store)).count).toBeGreaterThan(3);
+  });
+
+  it('skips the first problems, counts the limit after them, and refuses a skip that leaves none', async () => {
+    const store = await mkdtemp(join(tmpdir(), 'prm-raft-prep-'));
+    const all = (await readFile((await prepare(fixture, store)).uri, 'utf8')).trim().split('\n');
+    const sliced = await prepare(fixture, store, 2, 'raw', 1);
+    expect((await readFile(sliced.uri, 'utf8')).trim().split('\n')).toEqual(all.slice(1, 3));
+    const err = await prepare(fixture, store, undefined, 'raw', all.length).catch((e: unknown) => e);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`no problems left in .*gsm8k\\.jsonl \\(${all.length} read, skip ${all.length}\\)`));
   });
 
   it('reads an already normalized file as it is, and rejects a raw one given as normalized', async () => {

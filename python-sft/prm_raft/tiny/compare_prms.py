@@ -39,6 +39,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -59,7 +60,7 @@ from prm_raft.prm_format import PrmFormat  # noqa: E402
 from prm_raft.prm_train import BadConfig, emit  # noqa: E402
 from prm_raft.tiny.tinymath import final_answer, load_jsonl, to_jsonl, write_atomic  # noqa: E402
 from prm_raft.tiny.labels import Reference, same_answer, split_steps, step_labels  # noqa: E402
-from prm_raft.tiny.train_prm import SAMPLE_MAX_TOKENS, sample_policy  # noqa: E402
+from prm_raft.tiny.train_prm import SAMPLE_MAX_TOKENS, majority_correct, pick_correct, sample_policy  # noqa: E402
 
 # the shipped models/tinymath-prm (`make tiny-prm`); weight decay as train_tiny_prm sets it
 SHIPPED = {"steps": 300, "batch_size": 32, "lr": 1e-3, "warmup": 30}
@@ -71,9 +72,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 @dataclass(frozen=True)
 class Spec:
-    name: str
+    name: str  # the model's name: the label set's, with "-s<seed>" when several training seeds are given
     kind: str  # prm_train kind: "autoregressive" or "orm"
     export: Path
+    group: str  # the label set's name (--train/--orm NAME): the seeds of one group differ only in their seed
+    seed: int
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,8 +103,20 @@ def positive_ints(text: str) -> list[int]:
     return ns
 
 
+def non_negative_ints(text: str) -> list[int]:
+    try:
+        ns = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if min(ns) < 0 or len(set(ns)) != len(ns):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers, got {text!r}")
+    return ns
+
+
 def model_specs(args: argparse.Namespace) -> list[Spec]:
-    specs = [Spec(n, "autoregressive", f) for n, f in args.train] + [Spec(n, "orm", f) for n, f in args.orm]
+    seeds = args.seeds or [args.seed]
+    named = [(n, "autoregressive", f) for n, f in args.train] + [(n, "orm", f) for n, f in args.orm]
+    specs = [Spec(f"{n}-s{seed}" if len(seeds) > 1 else n, kind, f, n, seed) for n, kind, f in named for seed in seeds]
     if not specs:
         raise BadConfig("nothing to compare: give at least one --train NAME=FILE or --orm NAME=FILE")
     dup = sorted(n for n, c in Counter(s.name for s in specs).items() if c > 1)
@@ -216,7 +231,7 @@ def train_config(spec: Spec, train_file: Path, policy: Path, output_dir: Path, a
             "learning_rate": args.lr,
             "warmup_steps": args.warmup,
             "weight_decay": WEIGHT_DECAY,
-            "seed": args.seed,
+            "seed": spec.seed,
             "threads": args.threads,
             "log_every": 50,
             "step_logprob_feature": args.step_logprob_feature,
@@ -365,6 +380,55 @@ def model_metrics(kind: str, rows: list[dict[str, Any]], scores: list[list[float
     return m
 
 
+def within_prompt(rows: list[dict[str, Any]], scores: list[list[float]]) -> dict[str, Any]:
+    """What RAFT and best-of-N live on: which response to ONE problem is right. Over the problems with a right
+    response: the share whose top-scored response (min over steps; a fair tie-break) is right, i.e. best-of-N at N =
+    all of them; and over the (right, wrong) pairs within a problem, the share ranked right first (ties half)."""
+    picks, pairs, wins = [], 0, 0.0
+    for idx in by_problem(rows).values():
+        correct = [int(rows[i]["correct"]) for i in idx]
+        keys = [min(scores[i]) if scores[i] else float("-inf") for i in idx]  # a response without steps is never picked
+        if any(correct):
+            picks.append(pick_correct(keys, correct))
+        for i, (ki, ci) in enumerate(zip(keys, correct)):
+            for kj, cj in zip(keys[i + 1 :], correct[i + 1 :]):
+                if ci != cj:
+                    pairs += 1
+                    right, wrong = (ki, kj) if ci else (kj, ki)
+                    wins += 1.0 if right > wrong else 0.5 if right == wrong else 0.0
+    return {
+        "problems_with_a_right_response": len(picks),
+        "right_picks": _round(sum(picks) / len(picks)) if picks else None,
+        "pair_auc": _round(wins / pairs) if pairs else None,
+    }
+
+
+def selection_baselines(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The label-free floors for `within_prompt`'s right picks, on the same problems: a random pick and majority vote."""
+    rand, majority = [], []
+    for idx in by_problem(rows).values():
+        correct = [int(rows[i]["correct"]) for i in idx]
+        if any(correct):
+            rand.append(sum(correct) / len(correct))
+            majority.append(majority_correct([rows[i]["answer"] for i in idx], correct))
+    return {"random": _round(sum(rand) / len(rand)) if rand else None, "majority": _round(sum(majority) / len(majority)) if majority else None}
+
+
+def by_problem(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    problems: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        problems.setdefault(r["problem_id"], []).append(i)
+    return problems
+
+
+def spread(xs: list[float | None]) -> str:
+    """mean ± sample standard deviation over seeds (— when a value is missing)."""
+    if not xs or any(x is None for x in xs):
+        return "—"
+    m = statistics.fmean(xs)  # type: ignore[arg-type]
+    return f"{m:.3f} ± {statistics.stdev(xs):.3f}" if len(xs) > 1 else f"{m:.3f}"  # type: ignore[arg-type]
+
+
 def position_only_auc(rows: list[dict[str, Any]]) -> float | None:
     """What the step position alone achieves (earlier steps are more often right): a PRM must beat this."""
     return _round(prm_train.auc([-float(k) for r in rows for k in range(len(r["labels"]))], [y for r in rows for y in r["labels"]]))
@@ -373,19 +437,13 @@ def position_only_auc(rows: list[dict[str, Any]]) -> float | None:
 def bon_preview(rows: list[dict[str, Any]], scores: dict[str, list[list[float]]], ns: list[int]) -> dict[str, Any]:
     """Best-of-N (min aggregation) on each problem's FIRST N responses, one draw; majority vote and pass@N beside it.
     A preview only: the official numbers average random N-subsets (`prm-raft bon --scores`)."""
-    problems: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        problems.setdefault(r["problem_id"], []).append(i)
+    problems = by_problem(rows)
 
     def rate(pick: Any, n: int) -> float:
         return round(sum(bool(pick(idx[:n])) for idx in problems.values()) / len(problems), 4)
 
     def majority(idx: list[int]) -> bool:
-        votes = Counter(rows[i]["answer"] for i in idx if rows[i]["answer"] is not None)
-        if not votes:
-            return False
-        top = votes.most_common(1)[0][0]
-        return next(rows[i]["correct"] for i in idx if rows[i]["answer"] == top)
+        return bool(majority_correct([rows[i]["answer"] for i in idx], [int(rows[i]["correct"]) for i in idx]))
 
     def best(sc: list[list[float]]) -> Any:
         def pick(idx: list[int]) -> bool:
@@ -422,6 +480,34 @@ def markdown(summary: dict[str, Any]) -> str:
         kind = "ORM" if m["kind"] == "orm" else "PRM"
         lines.append(f"| {name} | {kind} | {t['solutions']} | {t['mean_label']} | {level} | {e['accuracy']} | {_cell(e['auc'])} | {e['brier']} | {_cell(e['auc_min_score_vs_correct'])} |")
     lines.append(f"| step position alone | — | — | — | step | — | {_cell(summary['position_only_step_auc'])} | — | — |")
+    base = summary["selection_baselines"]
+    lines += [
+        "",
+        "Within a problem (what RAFT and best-of-N use): right picks = the share of the problems with a right response whose "
+        f"top-scored response (min over steps) is right; a random pick: {_cell(base['random'])}, majority vote: "
+        f"{_cell(base['majority'])}. Pair AUC = the share of (right, wrong) pairs of responses to one problem ranked right first.",
+        "",
+        "| model | right picks | pair AUC |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {_cell(m['within_prompt']['right_picks'])} | {_cell(m['within_prompt']['pair_auc'])} |" for name, m in summary["models"].items()]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for m in summary["models"].values():
+        groups.setdefault(m["group"], []).append(m)
+    if any(len(ms) > 1 for ms in groups.values()):
+        lines += [
+            "",
+            "Over training seeds (mean ± standard deviation; the seeds change the data order and the readout's init only):",
+            "",
+            "| labels | seeds | step AUC (ORM: solution) | AUC of min score vs correct | right picks | pair AUC |",
+            "|---|---|---|---|---|---|",
+        ]
+        for group, ms in groups.items():
+            lines.append(
+                f"| {group} | {', '.join(str(m['seed']) for m in ms)} | {spread([m['metrics']['auc'] for m in ms])} | "
+                f"{spread([m['metrics']['auc_min_score_vs_correct'] for m in ms])} | "
+                f"{spread([m['within_prompt']['right_picks'] for m in ms])} | {spread([m['within_prompt']['pair_auc'] for m in ms])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -449,9 +535,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {
             "policy": str(policy), "policy_sha256": policy_sha, "data": args.data, "seed": args.seed, "steps": args.steps,
             "batch_size": args.batch_size, "lr": args.lr, "warmup": args.warmup, "weight_decay": WEIGHT_DECAY, "init": "policy",
+            "training_seeds": args.seeds or [args.seed], "step_logprob_feature": args.step_logprob_feature,
+            "lm_loss_weight": args.lm_loss_weight, "pairwise_loss_weight": args.pairwise_loss_weight,
         },
         "samples": sample_stats(rows, args.bon_samples),
         "position_only_step_auc": position_only_auc(rows),
+        "selection_baselines": selection_baselines(rows),
         "models": {},
     }
     all_scores: dict[str, list[list[float]]] = {}
@@ -462,7 +551,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         all_scores[spec.name] = scores
         metrics = model_metrics(spec.kind, rows, scores)
         summary["models"][spec.name] = {
-            "kind": spec.kind, "export": str(spec.export), "export_sha256": prm_train.sha256_file(spec.export), "train_data": train_data,
+            "kind": spec.kind, "group": spec.group, "seed": spec.seed, "within_prompt": within_prompt(rows, scores), "export": str(spec.export), "export_sha256": prm_train.sha256_file(spec.export), "train_data": train_data,
             "metrics": metrics, "scores": str(out / "bon" / f"{spec.name}.scores.jsonl"), "train_seconds": train_seconds, **timings,
         }
         emit("model", name=spec.name, train_seconds=train_seconds, **timings, **metrics)
@@ -487,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=SHIPPED["lr"])
     ap.add_argument("--batch-size", type=int, default=SHIPPED["batch_size"])
     ap.add_argument("--warmup", type=int, default=SHIPPED["warmup"])
-    ap.add_argument("--seed", type=int, default=0, help="sampling and training seed")
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed (and the training seed without --seeds)")
+    ap.add_argument("--seeds", type=non_negative_ints, default=None, help="training seeds, comma-separated: each label set trains one model per seed, named NAME-s<seed>")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (training, sampling, each server)")
     # Off by default: the paper's step loss alone. On, every model gets the shipped PRM's within-question recipe
     # (the step loss stays; only the labels differ between models either way).

@@ -353,6 +353,21 @@ def paired_probe(model_dir: Path, records: list[dict], kind: str, seed: int) -> 
     }
 
 
+def pick_correct(keys: list[float], correct: list[int]) -> float:
+    """Whether the highest-keyed response is right; ties: the mean correctness over the tied ones (a fair random
+    tie-break, so a constant score counts as a random pick)."""
+    best = max(keys)
+    tied = [c for k, c in zip(keys, correct) if k == best]
+    return sum(tied) / len(tied)
+
+
+def majority_correct(answers: list[str | None], correct: list[int]) -> int:
+    """Whether the first response with the most common answer is right (no answer never votes)."""
+    votes = Counter(a for a in answers if a is not None)
+    top = max(votes.values()) if votes else 0
+    return next((c for a, c in zip(answers, correct) if a is not None and votes[a] == top), 0)
+
+
 def selection_eval(
     model_dir: Path, records: list[dict], samples: list[list[str]], loglik: list[list[float]] | None = None, batch: int = 64
 ) -> dict[str, Any]:
@@ -376,26 +391,18 @@ def selection_eval(
         flat += [min(sc) for sc in scorer.score([(records[ri]["question"], st) for ri, _, st in scored[s : s + batch]])]
     by_key = {(ri, si): v for (ri, si, _), v in zip(scored, flat)}
 
-    def pick(keys: list[float], correct: list[int]) -> float:
-        best = max(keys)
-        tied = [c for k, c in zip(keys, correct) if k == best]
-        return sum(tied) / len(tied)
-
     picked, shortest, rand, oracle, decisive, majority, likeliest = [], [], [], [], [], [], []
     for ri, ss in enumerate(samples):
         if not ss:
             continue
         correct = [outcome_label(split_steps(t), records[ri]["answer"]) for t in ss]
         keys = [by_key.get((ri, si), float("-inf")) for si in range(len(ss))]
-        p = pick(keys, correct)
+        p = pick_correct(keys, correct)
         picked.append(p)
-        answers = [final_answer(t) for t in ss]
-        votes = Counter(a for a in answers if a is not None)
-        top = max(votes.values()) if votes else 0
-        majority.append(next((c for a, c in zip(answers, correct) if a is not None and votes[a] == top), 0))
+        majority.append(majority_correct([final_answer(t) for t in ss], correct))
         if loglik is not None:
-            likeliest.append(pick(loglik[ri], correct))
-        shortest.append(pick([-len(split_steps(t)) if split_steps(t) else float("-inf") for t in ss], correct))
+            likeliest.append(pick_correct(loglik[ri], correct))
+        shortest.append(pick_correct([-len(split_steps(t)) if split_steps(t) else float("-inf") for t in ss], correct))
         rand.append(sum(correct) / len(correct))
         oracle.append(int(any(correct)))
         if 0 < sum(correct) < len(correct):
