@@ -1,4 +1,5 @@
-// Stages: serve a checkpoint for evaluation (gpu queue) and stop it again (on the same worker's own queue).
+// Stages: serve a checkpoint for evaluation (gpu queue) and stop it again (on the same worker's own queue). A
+// server holds this worker's GPU lease from its start until it is stopped.
 import { Context } from '@temporalio/activity';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -8,6 +9,7 @@ import { fillCommand } from '../core/command.js';
 import { TransientError } from '../core/errors.js';
 import type { RaftIterationInput, ServedPolicy } from '../core/raft.js';
 import { withFailureClasses } from './failures.js';
+import { gpuLease } from './gpu-lease.js';
 
 export interface StartPolicyServerInput {
   checkpoint: string;
@@ -21,42 +23,59 @@ export function createServingActivities(stopQueue: string) {
   return {
     async startPolicyServer(input: StartPolicyServerInput): Promise<ServedPolicy> {
       return withFailureClasses(async () => {
-        const port = await freePort();
-        const logDir = resolve(input.storeRoot, 'logs');
-        await mkdir(logDir, { recursive: true });
-        const logPath = join(logDir, `policy-server-${port}.log`);
-        const [file, ...args] = fillCommand(input.serving.command, {
-          python: input.python,
-          checkpoint: resolve(input.checkpoint),
-          model: input.model,
-          port: String(port),
-        }) as [string, ...string[]];
-        // The server watches this pid and exits if the worker dies without stopping it.
-        const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1', PRM_RAFT_PARENT_PID: String(process.pid) });
         const ctx = Context.current();
-        const deadline = Date.now() + input.serving.startupTimeoutSeconds * 1000;
-        const health = `http://127.0.0.1:${port}/health`;
+        const what = `policy server for ${input.checkpoint}`;
+        await gpuLease.acquire(what, {
+          signal: ctx.cancellationSignal,
+          onWait: (holder) => ctx.heartbeat({ waitingFor: `the GPU, held by ${holder.what}` }),
+        });
         try {
-          for (;;) {
-            ctx.heartbeat({ waitingFor: health });
-            if (!isAlive(pid)) throw new TransientError(`policy server for ${input.checkpoint} exited during start-up: ${await logTail(logPath)}`);
-            if (await isHealthy(health)) break;
-            if (Date.now() > deadline) throw new TransientError(`policy server for ${input.checkpoint} not healthy after ${input.serving.startupTimeoutSeconds}s: ${await logTail(logPath)}`);
-            ctx.cancellationSignal.throwIfAborted();
-            await new Promise((r) => setTimeout(r, 500));
-          }
+          const port = await freePort();
+          const pid = await launchServer(what, port, input, ctx);
+          gpuLease.handOver(pid);
+          return { model: input.model, baseUrl: `http://${input.serving.host}:${port}/v1`, pid, stopQueue };
         } catch (err) {
-          await stopBackground(pid);
+          gpuLease.release();
           throw err;
         }
-        return { model: input.model, baseUrl: `http://${input.serving.host}:${port}/v1`, pid, stopQueue };
       });
     },
 
     async stopPolicyServer(input: { pid: number }): Promise<void> {
       await stopBackground(input.pid);
+      gpuLease.release(input.pid);
     },
   };
+}
+
+/** Starts the configured server command on `port` and waits for its /health; a failed start leaves no process. */
+async function launchServer(what: string, port: number, input: StartPolicyServerInput, ctx: Context): Promise<number> {
+  const logDir = resolve(input.storeRoot, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const logPath = join(logDir, `policy-server-${port}.log`);
+  const [file, ...args] = fillCommand(input.serving.command, {
+    python: input.python,
+    checkpoint: resolve(input.checkpoint),
+    model: input.model,
+    port: String(port),
+  }) as [string, ...string[]];
+  // The server watches this pid and exits if the worker dies without stopping it.
+  const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1', PRM_RAFT_PARENT_PID: String(process.pid) });
+  const deadline = Date.now() + input.serving.startupTimeoutSeconds * 1000;
+  const health = `http://127.0.0.1:${port}/health`;
+  try {
+    for (;;) {
+      ctx.heartbeat({ waitingFor: health });
+      if (!isAlive(pid)) throw new TransientError(`${what} exited during start-up: ${await logTail(logPath)}`);
+      if (await isHealthy(health)) return pid;
+      if (Date.now() > deadline) throw new TransientError(`${what} not healthy after ${input.serving.startupTimeoutSeconds}s: ${await logTail(logPath)}`);
+      ctx.cancellationSignal.throwIfAborted();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } catch (err) {
+    await stopBackground(pid);
+    throw err;
+  }
 }
 
 async function isHealthy(url: string): Promise<boolean> {

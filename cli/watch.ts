@@ -6,6 +6,7 @@ import { CompareProgress } from '../core/comparison.js';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
 import { LabelHeartbeat, LabelProgress } from '../core/labeling.js';
 import { RaftProgress } from '../core/raft.js';
+import type { SftHeartbeat } from '../activities/run-sft.js';
 
 export type WatchOutcome = { kind: 'done'; type: string; result: unknown } | { kind: 'detached' };
 
@@ -16,6 +17,23 @@ async function pendingHeartbeats(handle: WorkflowHandle): Promise<unknown[]> {
     const payload = a.heartbeatDetails?.payloads?.[0];
     return payload ? [defaultPayloadConverter.fromPayload(payload)] : [];
   });
+}
+
+/** Why the progress stands still: the activities being retried, with the attempt and the last failure. */
+export async function retryNotes(handle: WorkflowHandle): Promise<string[]> {
+  const description = await handle.describe();
+  return (description.raw.pendingActivities ?? []).flatMap((a) => {
+    const attempt = a.attempt ?? 1;
+    if (attempt <= 1 || !a.lastFailure) return [];
+    return [`${a.activityType?.name ?? 'activity'} attempt ${attempt}, last failure: ${innermostMessage(a.lastFailure)}`];
+  });
+}
+
+/** The root cause of a failure as the server stores it ("policy server … unreachable"), not its wrappers. */
+function innermostMessage(failure: { message?: string | null; cause?: unknown }): string {
+  let f = failure;
+  while (f.cause && typeof f.cause === 'object') f = f.cause as typeof failure;
+  return (f.message ?? '').split('\n')[0] || '(no message)';
 }
 
 /** Prompts the running shard activities have finished, from their heartbeats. */
@@ -63,8 +81,9 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `${p.stage}: ${p.shardsSampled}/${p.shardsTotal} shards sampled${p.scoring ? `, ${p.shardsScored} scored` : ''}`, done, total };
   }
   if (p.stage === 'training') {
-    const beat = (await pendingHeartbeats(handle)).find((b): b is { step: number; total: number; loss: number | null } => typeof (b as { step?: unknown })?.step === 'number');
+    const beat = (await pendingHeartbeats(handle)).find((b): b is SftHeartbeat => typeof (b as { step?: unknown })?.step === 'number');
     if (!beat) return { line: 'training: starting the SFT job', done: 0, total: 0 };
+    if (beat.waitingFor) return { line: `training: waiting for ${beat.waitingFor}`, done: 0, total: 0 };
     return { line: `training: step ${beat.step}/${beat.total}, loss ${beat.loss?.toFixed(3) ?? '?'}`, done: beat.step, total: beat.total };
   }
   if (p.stage === 'evaluating') {
@@ -134,12 +153,13 @@ export async function watchRun(client: Client, workflowId: string): Promise<Watc
       }
       const p = await progressLine(client, workflowId, type).catch(() => null);
       if (!p) continue;
+      const retrying = await retryNotes(handle).catch(() => []);
       const kind = p.line.split(':')[0] ?? '';
       if (!rateFrom || rateFrom.line !== kind) rateFrom = { line: kind, done: p.done, at: Date.now() };
       const seconds = (Date.now() - rateFrom.at) / 1000;
       const rate = seconds > 0 ? (p.done - rateFrom.done) / seconds : 0;
       const eta = rate > 0 && p.total > p.done ? `, ETA ${formatSeconds((p.total - p.done) / rate)}` : '';
-      const text = `${p.line}${rate > 0 ? `, ${rate.toFixed(1)}/s${eta}` : ''}`;
+      const text = `${p.line}${rate > 0 ? `, ${rate.toFixed(1)}/s${eta}` : ''}${retrying.length ? ` — retrying: ${retrying.join('; ')}` : ''}`;
       if (tty) process.stderr.write(`\r\x1b[2K${text}`);
       else if (text.split(',')[0] !== lastText.split(',')[0] || Date.now() - lastLine > 15_000) {
         process.stderr.write(`${text}\n`);

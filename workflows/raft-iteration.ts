@@ -47,7 +47,9 @@ export function raftProxies(input: Pick<RaftIterationInput, 'taskQueues' | 'poli
     }),
     serving: proxyActivities<Activities>({
       taskQueue: gpu,
-      startToCloseTimeout: `${input.serving.startupTimeoutSeconds + 60} seconds`,
+      // Waiting for this worker's GPU counts here (a server elsewhere may hold it for a whole evaluation); the
+      // start-up itself is bounded inside by serving.startupTimeoutSeconds.
+      startToCloseTimeout: `${input.sft.timeoutHours} hours`,
       heartbeatTimeout: '1 minute',
       retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
     }),
