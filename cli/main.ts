@@ -14,6 +14,7 @@ import { labelCommand } from './label.js';
 import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
 import { resumeCommand } from './resume.js';
+import { prmCommand } from './prm.js';
 
 const HELP = `prm-raft — RAFT of math-reasoning LLMs guided by process reward models, on Temporal
 
@@ -43,6 +44,12 @@ usage:
   prm-raft bon --scores FILE.jsonl [--n 1,2,4,8] [--draws D] [--seed S]
                [--aggregate min|last|mean|prod] [--json]
                                              best-of-N, majority, weighted vote and pass@N from reward scores
+  prm-raft prm eval --benchmark processbench|tinymath [--data PATH] [--config F] [--save-scores FILE.jsonl]
+               [--threshold T] [--json]
+                                             a live PRM against step-labelled solutions: first-error accuracy and F1,
+                                             with a threshold sweep
+  prm-raft prm eval --benchmark processbench|tinymath [--data PATH] --scores FILE.jsonl [--threshold T] [--json]
+                                             the same from step scores computed elsewhere
   prm-raft data prepare [--out DIR] [--raw DIR]
                                              fetch the public datasets and write normalized files
 `;
@@ -62,6 +69,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   label: labelCommand,
   labels: labelsCommand,
   data: dataCommand,
+  prm: prmCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
