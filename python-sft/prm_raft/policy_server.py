@@ -1,14 +1,16 @@
 """A small CPU policy server speaking vLLM's OpenAI-compatible completions wire format.
 
     python -m prm_raft.policy_server --model DIR --host 127.0.0.1 --port 8100 [--served-model-name NAME]
+        [--max-n N] [--max-prompts N] [--max-batch ROWS]
 
-Endpoints (validated at the edge, errors as ``{"error": {"message", "type", "param", "code"}}``):
+Endpoints (requests validated at the edge by pydantic; errors in ``prm_raft.serving``'s format):
 
 - ``GET /health`` -> 200 once the model is loaded (503 while loading);
 - ``GET /v1/models`` -> the one served model, with ``max_model_len``;
-- ``POST /v1/completions`` -> ``model``, ``prompt`` (string or list of strings), ``n``, ``temperature``
-  (0 = greedy), ``top_p``, ``max_tokens`` (default 16), ``stop`` (string or list), ``seed``;
-  ``stream: true`` is rejected; ``logprobs`` is ignored (answered with null), ``echo: true`` prepends the prompt.
+- ``POST /v1/completions`` -> ``model``, ``prompt`` (string or list of at most ``--max-prompts`` strings), ``n`` (at
+  most ``--max-n``), ``temperature`` (0 = greedy), ``top_p``, ``max_tokens`` (default 16), ``stop`` (string or list),
+  ``seed``; ``stream: true`` is rejected; ``logprobs`` is ignored (answered with null), ``echo: true`` prepends the
+  prompt; a null field means its default, other fields are ignored.
 
 A request's prompts and samples run as one left-padded batch (``prompts x n`` rows, in chunks of at most
 ``--max-batch`` rows) under one lock; a stopping criterion ends generation as soon as every row has hit EOS or
@@ -19,19 +21,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Threads that sleep while they wait instead of spinning: with busy-waiting OpenMP threads, a 2-thread job on a
@@ -40,6 +38,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
+from fastapi import Depends, FastAPI, Request  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, model_validator  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -48,7 +48,16 @@ from transformers import (  # noqa: E402
     StoppingCriteriaList,
 )
 
+from prm_raft import serving  # noqa: E402
+from prm_raft.serving import ApiError  # noqa: E402
+
 GREEDY_TEMPERATURE = 1e-5  # like vLLM: a temperature below this means greedy decoding
+DEFAULT_MAX_N = 256  # the pipeline samples 16 per prompt; the paper's best-of-N goes to 64
+DEFAULT_MAX_PROMPTS = 1024
+USAGE = (
+    'A completion request is {"model": "<name>", "prompt": "<text>" or ["<text>", ...], "n": 1, "temperature": 1.0, '
+    '"top_p": 1.0, "max_tokens": 16, "stop": "<text>" or ["<text>", ...], "seed": <int>, "echo": false} (OpenAI\'s completions API).'
+)
 
 
 @dataclass
@@ -236,136 +245,58 @@ class Engine:
 # --------------------------------------------------------------------------------------------------
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
+class CompletionRequest(BaseModel):
+    """A /v1/completions body. Unknown fields (``logprobs``, ``user``, ...) are ignored, as before."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    model: str | None = None
+    prompt: list[str] = Field(min_length=1)
+    n: int = Field(1, ge=1)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(16, ge=1)
+    stop: list[str] = []
+    seed: int | None = None
+    echo: bool = False
+    stream: Literal[False] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if v is not None}  # null means the default, as in OpenAI's API
+        for key in ("prompt", "stop"):  # a string stands for a list of one
+            if isinstance(data.get(key), str):
+                data[key] = [data[key]]
+        return data
 
 
-_ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 405: "MethodNotAllowedError", 503: "ServiceUnavailableError"}
+def create_app(
+    served_name: str,
+    *,
+    max_n: int = DEFAULT_MAX_N,
+    max_prompts: int = DEFAULT_MAX_PROMPTS,
+    max_body_bytes: int = serving.DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The policy server's routes; set `app.state.model` to an Engine to serve it."""
+    app = serving.create_app(USAGE, max_body_bytes)
+    created = int(time.time())
 
+    @app.get("/v1/models")
+    async def models(engine: Engine = Depends(serving.loaded)) -> dict[str, Any]:
+        entry = {"id": served_name, "object": "model", "created": created, "owned_by": "prm-raft", "root": engine.root, "parent": None}
+        return {"object": "list", "data": [{**entry, "max_model_len": engine.max_model_len}]}
 
-def error_body(status: int, message: str, param: str | None = None) -> dict[str, Any]:
-    etype = _ERROR_TYPES.get(status, "InternalServerError" if status >= 500 else "BadRequestError")
-    return {"error": {"message": message, "type": etype, "param": param, "code": status}}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-@dataclass
-class CompletionRequest:
-    model: str
-    prompts: list[str]
-    n: int
-    temperature: float
-    top_p: float
-    max_tokens: int
-    stop: list[str]
-    seed: int | None
-    echo: bool
-
-
-def parse_completion_request(body: Any, served_name: str) -> CompletionRequest:
-    """Validate a /v1/completions body; raises ApiError(400/404) saying exactly what is wrong."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    model = body.get("model", served_name)
-    if model is None:
-        model = served_name
-    if not isinstance(model, str):
-        raise ApiError(400, "'model' must be a string", "model")
-    if model != served_name:
-        raise ApiError(404, f"The model `{model}` does not exist. This server serves `{served_name}`.", "model")
-    if body.get("stream") not in (None, False):
-        raise ApiError(400, "'stream': true is not supported by this server; send 'stream': false", "stream")
-    if "prompt" not in body or body["prompt"] is None:
-        raise ApiError(400, "'prompt' is required (a string or a list of strings)", "prompt")
-    prompt = body["prompt"]
-    if isinstance(prompt, str):
-        prompts = [prompt]
-    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
-        prompts = list(prompt)
-    elif isinstance(prompt, list) and not prompt:
-        raise ApiError(400, "'prompt' must not be an empty list", "prompt")
-    else:
-        raise ApiError(400, "'prompt' must be a string or a list of strings", "prompt")
-
-    def get(name: str, default: Any) -> Any:
-        v = body.get(name, default)
-        return default if v is None else v
-
-    n = get("n", 1)
-    if not _is_int(n):
-        raise ApiError(400, f"'n' must be an integer, got {json.dumps(n)}", "n")
-    if n < 1:
-        raise ApiError(400, f"'n' must be at least 1, got {n}", "n")
-    temperature = get("temperature", 1.0)
-    if not _is_number(temperature) or temperature < 0:
-        raise ApiError(400, f"'temperature' must be a number >= 0, got {json.dumps(temperature)}", "temperature")
-    top_p = get("top_p", 1.0)
-    if not _is_number(top_p) or not 0 < top_p <= 1:
-        raise ApiError(400, f"'top_p' must be a number in (0, 1], got {json.dumps(top_p)}", "top_p")
-    max_tokens = get("max_tokens", 16)
-    if not _is_int(max_tokens):
-        raise ApiError(400, f"'max_tokens' must be an integer, got {json.dumps(max_tokens)}", "max_tokens")
-    if max_tokens < 1:
-        raise ApiError(400, f"'max_tokens' must be at least 1, got {max_tokens}", "max_tokens")
-    stop = get("stop", [])
-    if isinstance(stop, str):
-        stop = [stop]
-    elif not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-        raise ApiError(400, "'stop' must be a string or a list of strings", "stop")
-    seed = body.get("seed")
-    if seed is not None and not _is_int(seed):
-        raise ApiError(400, f"'seed' must be an integer, got {json.dumps(seed)}", "seed")
-    if seed is not None:
-        seed = int(seed) % (2**63)  # negative seeds are fine, torch wants them non-negative
-    echo = get("echo", False)
-    if not isinstance(echo, bool):
-        raise ApiError(400, "'echo' must be a boolean", "echo")
-    return CompletionRequest(model, prompts, n, float(temperature), float(top_p), max_tokens, stop, seed, echo)
-
-
-class PolicyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr: tuple[str, int], served_name: str) -> None:
-        super().__init__(addr, _Handler)
-        self.served_name = served_name
-        self.engine: Engine | None = None
-        self.created = int(time.time())
-
-    def models_body(self) -> dict[str, Any]:
-        assert self.engine is not None
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": self.served_name,
-                    "object": "model",
-                    "created": self.created,
-                    "owned_by": "prm-raft",
-                    "root": self.engine.root,
-                    "parent": None,
-                    "max_model_len": self.engine.max_model_len,
-                }
-            ],
-        }
-
-    def completions(self, body: Any) -> tuple[dict[str, Any], str]:
-        engine = self.engine
-        assert engine is not None
-        req = parse_completion_request(body, self.served_name)
-        encoded = [engine.encode(p) for p in req.prompts]
+    @app.post("/v1/completions")
+    def completions(req: CompletionRequest, request: Request, engine: Engine = Depends(serving.loaded)) -> dict[str, Any]:
+        if req.model is not None and req.model != served_name:
+            raise ApiError(404, f"The model `{req.model}` does not exist. This server serves `{served_name}`.", "model")
+        if req.n > max_n:
+            raise ApiError(400, f"'n' is {req.n}; this server samples at most {max_n} completions per prompt (start it with a larger --max-n)", "n")
+        if len(req.prompt) > max_prompts:
+            raise ApiError(400, f"{len(req.prompt)} prompts in one request; this server takes at most {max_prompts} (send fewer, or start it with a larger --max-prompts)", "prompt")
+        encoded = [engine.encode(p) for p in req.prompt]
         for i, ids in enumerate(encoded):
             where = "" if len(encoded) == 1 else f" (prompt {i})"
             if not ids:
@@ -378,14 +309,9 @@ class PolicyServer(ThreadingHTTPServer):
                     f"completion). Please reduce the length of the prompt or of max_tokens.",
                     "max_tokens",
                 )
+        seed = None if req.seed is None else req.seed % (2**63)  # negative seeds are fine, torch wants them non-negative
         results = engine.complete(
-            encoded,
-            n=req.n,
-            temperature=req.temperature,
-            top_p=req.top_p,
-            max_tokens=req.max_tokens,
-            stop=req.stop,
-            seed=req.seed,
+            encoded, n=req.n, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens, stop=req.stop, seed=seed
         )
         choices = []
         completion_tokens = 0
@@ -395,128 +321,35 @@ class PolicyServer(ThreadingHTTPServer):
                 choices.append(
                     {
                         "index": p_idx * req.n + j,
-                        "text": (req.prompts[p_idx] + c.text) if req.echo else c.text,
+                        "text": (req.prompt[p_idx] + c.text) if req.echo else c.text,
                         "logprobs": None,
                         "finish_reason": c.finish_reason,
                         "stop_reason": c.stop_reason,
                     }
                 )
         prompt_tokens = sum(len(ids) for ids in encoded)
-        resp = {
+        request.state.summary = (
+            f"prompts={len(req.prompt)} n={req.n} temperature={req.temperature:g} max_tokens={req.max_tokens} completion_tokens={completion_tokens}"
+        )
+        return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
             "created": int(time.time()),
-            "model": self.served_name,
+            "model": served_name,
             "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
         }
-        summary = f"prompts={len(req.prompts)} n={req.n} temperature={req.temperature:g} max_tokens={req.max_tokens} completion_tokens={completion_tokens}"
-        return resp, summary
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "prm-raft-policy-server/0.1"
-    server: PolicyServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default access log
-        pass
-
-    def _send(self, status: int, body: dict[str, Any] | None) -> None:
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
-        self._status = status
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _handle(self, method: str) -> None:
-        t0 = time.monotonic()
-        self._status = 0
-        summary = ""
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        try:
-            body_bytes = self._read_body()  # always, so a keep-alive connection stays in sync
-            routes = {("GET", "/health"), ("GET", "/v1/models"), ("POST", "/v1/completions")}
-            if (method, path) not in routes:
-                if any(p == path for _, p in routes):
-                    raise ApiError(405, f"method {method} is not allowed on {path}")
-                raise ApiError(404, f"unknown path: {method} {path}")
-            if self.server.engine is None:
-                raise ApiError(503, "the model is still loading")
-            if path == "/health":
-                self._send(200, None)
-            elif path == "/v1/models":
-                self._send(200, self.server.models_body())
-            else:
-                try:
-                    body = json.loads(body_bytes.decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                    raise ApiError(400, f"request body is not valid JSON: {e}") from None
-                resp, summary = self.server.completions(body)
-                self._send(200, resp)
-        except ApiError as e:
-            summary = e.message
-            self._send(e.status, error_body(e.status, e.message, e.param))
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-            summary = "client disconnected"
-        except Exception as e:  # noqa: BLE001 - report every internal failure as a 500
-            summary = f"internal error: {type(e).__name__}: {e}"
-            try:
-                self._send(500, error_body(500, f"internal server error: {type(e).__name__}: {e}"))
-            except OSError:
-                self.close_connection = True
-        finally:
-            dt = time.monotonic() - t0
-            print(
-                f"policy_server {self.client_address[0]} {method} {path} {self._status or '-'} {dt:.3f}s {summary}".rstrip(),
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._handle("DELETE")
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m prm_raft.policy_server", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="a local checkpoint directory (save_pretrained layout)")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8100)
-    ap.add_argument("--served-model-name", default=None, help="the model name clients send (default: the dir's basename)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--max-batch", type=int, default=256, help="most rows (prompts x n) in one forward batch")
+    serving.add_server_args(ap, default_port=8100)
+    ap.add_argument("--max-batch", type=serving.positive_int, default=256, help="most rows (prompts x n) in one forward batch")
+    ap.add_argument("--max-n", type=serving.positive_int, default=DEFAULT_MAX_N, help="most completions per prompt in one request")
+    ap.add_argument("--max-prompts", type=serving.positive_int, default=DEFAULT_MAX_PROMPTS, help="most prompts in one request")
     args = ap.parse_args(argv)
 
     model_dir = Path(args.model)
@@ -526,33 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.served_model_name or model_dir.resolve().name
-    server = PolicyServer((args.host, args.port), name)
-    host, port = server.server_address[:2]
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
-    print(f"policy_server listening on http://{host}:{port} (loading {model_dir})", file=sys.stderr, flush=True)
-    stop = threading.Event()
+    app = create_app(name, max_n=args.max_n, max_prompts=args.max_prompts, max_body_bytes=args.max_body_bytes)
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
+    def describe(engine: Engine) -> str:
+        return f"model {name!r} from {model_dir}, max_model_len {engine.max_model_len}"
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        t0 = time.monotonic()
-        server.engine = Engine(model_dir, max_batch=args.max_batch)
-        print(
-            f"policy_server ready: model {name!r} from {model_dir}, max_model_len {server.engine.max_model_len}, "
-            f"loaded in {time.monotonic() - t0:.1f}s",
-            file=sys.stderr,
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-    return 0
+    return serving.serve(app, args, "policy_server", lambda: Engine(model_dir, max_batch=args.max_batch), describe)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The policy server against the shipped checkpoint, over plain HTTP (the openai package is not installed)."""
+"""The policy server against the shipped checkpoint, over plain HTTP (the openai package is not installed); the
+shared serving layer's limits (prm_raft.serving) under abuse, over raw sockets."""
 
+import asyncio
 import json
 import os
 import socket
@@ -17,6 +19,7 @@ NAME = MODEL.name  # the server's default served name is the directory's basenam
 PROMPT = "Question: Ann has 12 apples. She buys 7 more. She gives 5 to Bob. How many apples does Ann have now?\nAnswer:\n"
 PROMPT2 = "Question: Tom buys 3 pens at $4 each. He pays with a $20 bill. How much change does Tom get?\nAnswer:\n"
 STOP = ["\n\n", "Question:"]
+MAX_N, MAX_PROMPTS, MAX_BODY, RECEIVE_TIMEOUT = 8, 4, 100_000, 3
 
 
 def _free_port() -> int:
@@ -44,7 +47,9 @@ def server():
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"policy_server_test_{port}.log", "w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prm_raft.policy_server", "--model", str(MODEL), "--port", str(port), "--threads", "2"],
+        [sys.executable, "-m", "prm_raft.policy_server", "--model", str(MODEL), "--port", str(port), "--threads", "2",
+         "--max-n", str(MAX_N), "--max-prompts", str(MAX_PROMPTS), "--max-body-bytes", str(MAX_BODY),
+         "--receive-timeout", str(RECEIVE_TIMEOUT)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -77,6 +82,7 @@ def server():
         text = log.read()
         log.close()
         assert "POST /v1/completions 200" in text  # one log line per request
+        assert "Traceback" not in text  # not for a client that went away, nor for any request of this module
 
 
 def complete(base, **kw):
@@ -221,3 +227,94 @@ def test_root_changes_with_the_weights(tmp_path):
     assert first.startswith(f"{tmp_path}@sha256:")
     (tmp_path / "model.safetensors").write_bytes(b"second")
     assert weights_root(str(tmp_path)) not in (first, str(tmp_path))
+
+
+def test_null_fields_mean_their_defaults(server):
+    status, body = complete(server, temperature=0, stop=None, n=None, seed=None)  # the openai client sends stop: null
+    assert status == 200 and len(body["choices"]) == 1
+
+
+def test_caps_on_n_and_prompts_name_the_flag(server):
+    status, body = complete(server, n=MAX_N + 1)
+    assert status == 400 and body["error"]["param"] == "n"
+    assert f"at most {MAX_N}" in body["error"]["message"] and "--max-n" in body["error"]["message"]
+    status, body = complete(server, prompt=[PROMPT] * (MAX_PROMPTS + 1))
+    assert status == 400 and body["error"]["param"] == "prompt"
+    assert f"at most {MAX_PROMPTS}" in body["error"]["message"] and "--max-prompts" in body["error"]["message"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The serving layer under abuse (issue 12 item 4), over raw sockets
+# --------------------------------------------------------------------------------------------------
+
+
+def raw_exchange(base: str, data: bytes, timeout: float = 60) -> bytes:
+    """Send `data` as is and read until the server closes the connection (a bounded wait)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def parse_response(raw: bytes) -> tuple[int, dict]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_an_announced_huge_body_is_413_before_it_is_read(server):
+    head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n{"
+    status, body = parse_response(raw_exchange(server, head))  # the server answers and closes without the body
+    assert status == 413 and body["error"]["code"] == 413
+    assert f"limit of {MAX_BODY} bytes" in body["error"]["message"] and "--max-body-bytes" in body["error"]["message"]
+
+
+def test_a_chunked_body_over_the_limit_is_413(server):
+    # just over the limit and no end: the server must answer from what it counted (and has read every byte sent)
+    chunk = b"x" * (MAX_BODY // 2 + 1)
+    data = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data += b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2))
+    status, body = parse_response(raw_exchange(server, data))
+    assert status == 413 and "--max-body-bytes" in body["error"]["message"]
+
+
+def test_a_malformed_content_length_is_400_in_the_error_format(server):
+    status, body = parse_response(raw_exchange(server, b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}"))
+    assert status == 400 and body["error"]["type"] == "BadRequestError" and "Content-Length" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "half_sent",
+    [b"GET /health HTTP/1.1\r\nHo", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"],
+    ids=["headers", "body"],
+)
+def test_a_half_sent_request_is_dropped_after_the_receive_timeout(server, half_sent):
+    assert raw_exchange(server, half_sent, timeout=RECEIVE_TIMEOUT + 60) == b""  # closed by the server, no answer
+
+
+def test_a_thousand_concurrent_health_checks_are_all_answered(server):
+    host, port = server.removeprefix("http://").split(":")
+
+    async def one() -> bytes:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        return data.split(b" ", 2)[1]
+
+    async def all_of_them() -> list[bytes]:
+        return await asyncio.gather(*(one() for _ in range(1000)))
+
+    assert asyncio.run(asyncio.wait_for(all_of_them(), 60)) == [b"200"] * 1000
+
+
+def test_a_client_that_goes_away_mid_generation_leaves_one_log_line(server):
+    body = json.dumps({"model": NAME, "prompt": [PROMPT] * MAX_PROMPTS, "n": MAX_N, "max_tokens": 64, "temperature": 1}).encode()
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    # the engine's lock serializes requests: this one is answered once the abandoned generation is done
+    assert complete(server, temperature=0, max_tokens=4)[0] == 200  # (the fixture checks the log has no traceback)
