@@ -6,21 +6,21 @@ import {
   BenchmarkName,
   joinScores,
   PrmEvalOutput,
-  prmEvalMarkdown,
   StepScoresLine,
   sweepThresholds,
   type BenchmarkSubset,
   type ScoredSubset,
 } from '../core/processbench.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
-import { writeJsonlAtomic } from '../store/files.js';
+import { prmEvalMarkdown, prmEvalPage } from '../report/processbench.js';
+import { writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { readBenchmark } from '../store/processbench.js';
 import { readValidatedJsonl } from '../store/validated-jsonl.js';
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
 
-export const PRM_EVAL_USAGE = `prm-raft prm eval --benchmark processbench|tinymath [--data PATH] [--config F] [--save-scores FILE.jsonl] [--threshold T] [--json]
-       prm-raft prm eval --benchmark processbench|tinymath [--data PATH] --scores FILE.jsonl [--threshold T] [--json]`;
+export const PRM_EVAL_USAGE = `prm-raft prm eval --benchmark processbench|tinymath [--data PATH] [--config F] [--save-scores FILE.jsonl] [--threshold T] [--json] [--html FILE]
+       prm-raft prm eval --benchmark processbench|tinymath [--data PATH] --scores FILE.jsonl [--threshold T] [--json] [--html FILE]`;
 
 /** Records per request: one batched forward pass on the server, small enough for long ProcessBench solutions. */
 const RECORDS_PER_REQUEST = 16;
@@ -36,6 +36,7 @@ export async function prmEvalCommand(args: string[]): Promise<number> {
       'save-scores': { type: 'string' },
       threshold: { type: 'string' },
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
     },
     PRM_EVAL_USAGE,
   );
@@ -56,6 +57,7 @@ export async function prmEvalCommand(args: string[]): Promise<number> {
         ? joinScores(subsets, await readValidatedJsonl(values.scores, StepScoresLine, 'step scores'), (line) => `${values.scores}:${line}`)
         : await scoreLive(subsets, values.config ?? DEFAULT_CONFIG, values['save-scores']);
     const sweep = sweepThresholds(scored, threshold);
+    if (values.html !== undefined) await writeFileAtomic(values.html, prmEvalPage(benchmark.data, sweep));
     process.stdout.write(values.json ? `${JSON.stringify(PrmEvalOutput.parse(sweep.chosen))}\n` : prmEvalMarkdown(benchmark.data, sweep));
     return 0;
   } catch (err) {

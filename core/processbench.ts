@@ -2,7 +2,6 @@
 // The records, the step scores and the metric; no I/O.
 import { z } from 'zod';
 import { BadInputError } from './errors.js';
-import { percentText } from './stats.js';
 
 const fraction = z.number().min(0, { error: 'expected scores in [0, 1]' }).max(1, { error: 'expected scores in [0, 1]' });
 
@@ -174,38 +173,4 @@ export function joinScores(
     subset: s.subset,
     records: s.records.map((r) => ({ label: r.label, scores: (scores.get(key(s.subset, r.id)) as { scores: number[] }).scores })),
   }));
-}
-
-/** The results at the chosen threshold, the published figures, and the sweep, as Markdown for people to read. */
-export function prmEvalMarkdown(benchmark: string, sweep: Sweep): string {
-  const { chosen, tunedOn } = sweep;
-  const how = sweep.fixed
-    ? 'given by --threshold'
-    : `best F1 on ${tunedOn} in the sweep${sweep.rows[0]?.subsets.length === 1 ? ', tuned on the records it scores: an upper bound' : ''}`;
-  const out = [
-    `${benchmark}: the predicted error is the first step scored below ${chosen.threshold} (${how}). Accuracy and F1 in %.`,
-    '',
-    '| subset | n | error accuracy | error-free accuracy | F1 |',
-    '| --- | ---: | ---: | ---: | ---: |',
-    ...chosen.subsets.map((s) => `| ${s.subset} | ${s.n} | ${percentText(s.error_accuracy)} | ${percentText(s.correct_accuracy)} | ${percentText(s.f1)} |`),
-    `| **average F1** | | | | **${percentText(chosen.average_f1)}** |`,
-    '',
-  ];
-  if (benchmark === 'processbench') {
-    out.push('Published average F1 on ProcessBench, for comparison:', '');
-    out.push(...PUBLISHED.map((p) => `- ${p.model}: ${percentText(p.averageF1)} (${p.source})`), '');
-  }
-  const names = chosen.subsets.map((s) => s.subset);
-  out.push(
-    'Threshold sweep (F1 in %; ← the threshold used above):',
-    '',
-    `| threshold | ${names.join(' | ')} | average F1 |`,
-    `| ---: | ${names.map(() => '---:').join(' | ')} | ---: |`,
-    ...sweep.rows.map((row) => {
-      const mark = row.threshold === chosen.threshold ? ' ←' : '';
-      return `| ${row.threshold.toFixed(2)} | ${row.subsets.map((s) => percentText(s.f1)).join(' | ')} | ${percentText(row.average_f1)}${mark} |`;
-    }),
-    '',
-  );
-  return out.join('\n');
 }

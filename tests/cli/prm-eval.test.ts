@@ -94,13 +94,17 @@ describe('prm-raft prm eval --scores', () => {
     expect(low.subsets.map((s: { correct_accuracy: number; f1: number }) => [s.correct_accuracy, s.f1])).toEqual([[1, 0], [1, 0], [1, 0], [1, 0]]);
   });
 
-  it('prints the table, the published figures and the sweep as Markdown', async () => {
-    const r = await prm(['eval', '--benchmark', 'processbench', '--data', DATA, '--scores', await scoresFile('md.jsonl', knownLines())]);
+  it('prints the table, the published figures and the sweep as Markdown, and writes the page with --html', async () => {
+    const page = join(dir, 'report', 'prm-eval.html');
+    const r = await prm(['eval', '--benchmark', 'processbench', '--data', DATA, '--scores', await scoresFile('md.jsonl', knownLines()), '--html', page]);
     expect(r.stdout).toContain('first step scored below 0.15 (best F1 on gsm8k in the sweep)');
     expect(r.stdout).toMatch(/^\| omnimath \| 5 \| 0\.0 \| 100\.0 \| 0\.0 \|$/m);
-    expect(r.stdout).toContain('| **average F1** | | | | **50.0** |');
+    expect(r.stdout).toContain('| average F1 |  |  |  | 50.0 |');
     expect(r.stdout).toContain('Math-Shepherd-PRM-7B: 31.5');
-    expect(r.stdout).toMatch(/^\| 0\.15 \| 100\.0 \| 100\.0 \| 0\.0 \| 0\.0 \| 50\.0 ← \|$/m);
+    expect(r.stdout).toContain('| 0.15 ← | 100.0 | 100.0 | 0.0 | 0.0 | 50.0 |');
+    const html = await readFile(page, 'utf8');
+    expect(html).toContain('<title>PRM evaluation on processbench</title>');
+    expect(html).toContain('0.15 ←');
   });
 
   it('reads tinymath from one file in the same format', async () => {
@@ -141,14 +145,14 @@ describe('prm-raft prm eval --scores', () => {
       `${join(dir, 'absent', 'gsm8k.json')}: cannot read the processbench benchmark (ENOENT); ProcessBench is the Hugging Face dataset Qwen/ProcessBench`,
     );
     expect(await usageError(['eval', '--benchmark', 'processbench', '--data', DATA, '--scores', join(dir, 'absent.jsonl')])).toContain('cannot read the step scores (ENOENT)');
-    expect(await usageError(['train'])).toContain('unknown subcommand "prm train"');
+    expect(await usageError(['frobnicate'])).toContain('unknown subcommand "prm frobnicate"');
     expect(await usageError([])).toContain('missing subcommand');
   });
 });
 
 describe('prm-raft prm eval against a live PRM', () => {
   async function stubPrm(): Promise<{ server: StubServer; maxInFlight: () => number }> {
-    const byId = new Map(SUBSETS.flatMap((s) => (fixtures[s] ?? []).map((r) => [`${s}/${r.id}`, knownScores(s, r)] as const)));
+    const byId = new Map<string, number[]>(SUBSETS.flatMap((s) => (fixtures[s] ?? []).map((r) => [`${s}/${r.id}`, knownScores(s, r)] as const)));
     let inFlight = 0;
     let most = 0;
     const server = await startStubServer(async (_path, body) => {

@@ -8,7 +8,6 @@ import {
   harmonicMean,
   joinScores,
   predictedErrorStep,
-  prmEvalMarkdown,
   subsetResult,
   sweepThresholds,
   SWEEP,
@@ -117,21 +116,6 @@ describe('sweepThresholds', () => {
 
   it('refuses no subsets', () => {
     expect(() => sweepThresholds([])).toThrow('no subsets');
-  });
-});
-
-describe('prmEvalMarkdown', () => {
-  it('prints the chosen row, the published figures for ProcessBench only, and the sweep with the choice marked', () => {
-    const sweep = sweepThresholds([subset]);
-    const pb = prmEvalMarkdown('processbench', sweep);
-    expect(pb).toContain('first step scored below 0.25 (best F1 on gsm8k in the sweep, tuned on the records it scores: an upper bound)');
-    expect(pb).toMatch(/^\| gsm8k \| 6 \| 50\.0 \| 100\.0 \| 66\.7 \|$/m);
-    expect(pb).toContain('- Math-Shepherd-PRM-7B: 31.5 (ProcessBench paper');
-    expect(pb).toContain('- Qwen2.5-Math-PRM-7B: 73.5');
-    expect(pb).toMatch(/^\| 0\.25 \| 66\.7 \| 66\.7 ← \|$/m);
-    expect(pb.match(/← \|$/gm)).toHaveLength(1);
-    expect(prmEvalMarkdown('tinymath', sweepThresholds([subset], 0.5))).not.toContain('Published');
-    expect(prmEvalMarkdown('tinymath', sweepThresholds([subset], 0.5))).toContain('below 0.5 (given by --threshold)');
   });
 });
 

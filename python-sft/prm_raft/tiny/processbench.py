@@ -11,7 +11,8 @@ labelled exactly (:func:`prm_raft.tiny.labels.step_labels`): ``label`` is the in
 error-free), and the two kinds are balanced as ProcessBench balances its GSM8K subset: ``--per-kind`` of each,
 taken in problem order. The file is ProcessBench's own format (one JSON array of ``{"id", "generator", "problem",
 "steps", "final_answer_correct", "label"}``), so ``prm-raft prm eval --benchmark tinymath`` reads it with the
-ProcessBench reader. Deterministic for a given seed on a given machine; it writes atomically.
+ProcessBench reader. Deterministic for a given seed on a given machine; it writes atomically. The shipped file (800
+records, 236 KB) took 10 min 21 s on this project's 2 cores, shared with other jobs (4 min 33 s of CPU).
 """
 
 from __future__ import annotations
