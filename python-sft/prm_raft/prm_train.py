@@ -1,6 +1,7 @@
-"""Train a process (or outcome) reward model.
+"""Train a process (or outcome) reward model, on transformers' Trainer.
 
     python -m prm_raft.prm_train --config job.json
+    accelerate launch --config_file python-sft/accelerate/cpu.yaml -m prm_raft.prm_train --config job.json
 
 Config (JSON object; unknown keys are an error):
 
@@ -15,16 +16,24 @@ Config (JSON object; unknown keys are an error):
 - ``kind``: ``"autoregressive"`` (the 2-way softmax over the ``+``/``-`` logits at every step tag,
   cross-entropy against the soft target [p, 1-p]), ``"regression"`` (a scalar head at every tag, sigmoid, MSE
   against p) or ``"orm"`` (autoregressive, the whole response as one step, one label per solution);
-- ``epochs`` (1), ``max_steps`` (0 = use epochs; otherwise it wins), ``learning_rate`` (1e-3), ``batch_size`` (8),
-  ``seed`` (0), ``warmup_steps`` (0), ``lr_schedule`` (``"cosine"`` to 10% or ``"constant"``), ``weight_decay``
-  (0.0), ``grad_clip`` (1.0), ``max_length`` (tokens per solution; default the model's context), ``threads``
-  (torch CPU threads; default torch's choice), ``log_every`` (10), ``eval_file`` (same format as train_file:
-  step accuracy / AUC / Brier after training, in the metrics), ``format`` (overrides of
-  :class:`prm_raft.prm_format.PrmFormat`), ``model_config`` (with ``base`` null), ``save_every`` (200; 0 = never):
-  every that many steps the full training state (weights, optimizer, data order, RNG) is saved atomically to
-  ``.<output_dir name>.resume/`` beside the output; a restarted job with the same config and data resumes from
-  it exactly (the same final weights as an uninterrupted run) and deletes it once the checkpoint is written;
-  ``group_by_length`` (true: batches of similar lengths, less padding);
+- ``epochs`` (1), ``max_steps`` (0 = use epochs; otherwise it wins), ``learning_rate`` (1e-3), ``batch_size`` (8,
+  per device), ``seed`` (0), ``warmup_steps`` (0), ``lr_schedule`` (``"cosine"`` to 10% or ``"constant"``),
+  ``weight_decay`` (0.0, on matrices only), ``grad_clip`` (1.0; 0 = none), ``max_length`` (tokens per solution;
+  default the model's context), ``threads`` (torch CPU threads; default torch's choice), ``log_every`` (10),
+  ``eval_file`` (same format as train_file: step accuracy / AUC / Brier after training, in the metrics), ``format``
+  (overrides of :class:`prm_raft.prm_format.PrmFormat`), ``model_config`` (with ``base`` null);
+- ``bf16`` (null = true on a CUDA machine, false otherwise): bf16 mixed precision (fp32 master weights; under
+  DeepSpeed, DeepSpeed's bf16); it must agree with the accelerate config's ``mixed_precision``;
+  ``gradient_checkpointing`` (false): recompute activations in the backward pass (less memory, slower);
+  ``lora`` (null): ``{"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": [...]}`` (as in :mod:`prm_raft.sft`)
+  trains LoRA adapters instead of all weights, plus the step tag's embedding row (a new token) and, for kind
+  regression, the score head; they are merged into the written checkpoint, a plain model. One process or
+  data-parallel only (not under DeepSpeed or FSDP, where the weights are sharded);
+- ``save_steps`` (200; 0 = never): every that many steps the Trainer writes a checkpoint (weights, optimizer,
+  scheduler, RNG state) to ``.<output_dir name>.checkpoints/checkpoint-N`` beside the output; a restarted job resumes
+  from the newest complete one (the same final weights as an uninterrupted run), refuses checkpoints of a job with
+  other settings or data (``prm-job.json`` there), and deletes the directory once the output is written;
+- ``group_by_length`` (true: batches of similar lengths, less padding);
   ``step_logprob_feature`` (false): the score also reads the step's log-likelihood under the model's own LM head,
   sigmoid(z_good - z_bad + w * log P(step | prefix) + b) with w and b trained alongside (written to
   ``prm_config.json`` as ``readout``); within one prompt this separates a likely step from an unlikely one, which
@@ -37,11 +46,12 @@ Config (JSON object; unknown keys are an error):
   difference, where S is the solution's min step logit, the score RAFT and best-of-N rank by. Base rates (how hard
   the question is, how often a step at this position is right) are the same for both and cancel.
 
-Progress as JSON lines on stdout: ``{"event":"start",...}``, ``{"event":"progress","step":..,"total":..,"loss":..}``,
-..., ``{"event":"done","output":DIR,"metrics":{"loss_first":..,"loss_last":..,...}}``; a failure prints
-``{"event":"error","message":..,"retryable":..}``. Exit codes: 0 done, 2 bad config or data (the message names the
-file and line), 3 out of GPU memory, anything else a crash (retryable). Deterministic for a given seed on a given
-machine (seeded shuffling and init, deterministic algorithms).
+Events and exit codes are those of :mod:`prm_raft.train_job`: JSON lines on stdout (``progress``, ``checkpoint``,
+``done`` with ``output`` and ``metrics`` {steps, loss_first, loss_last, train_runtime, eval}, ``error``); exit 0 done,
+2 bad config or data (the message names the file and line), 3 out of GPU memory (and ``failure.json`` in the
+checkpoints directory), anything else a crash (retryable). Test hook: ``PRM_RAFT_PRM_TRAIN_FAULT=oom@STEP`` or
+``crash@STEP`` (``:once``: once per checkpoints directory). Deterministic for a given seed on a given machine
+(seeded data order and init, deterministic algorithms; on a GPU only where torch has them).
 
 The checkpoint holds the model, the tokenizer (with the step tag as one special token) and ``prm_config.json``:
 kind, the format (tag, label tokens, prompt template, step separator) and their token ids, max_length, how a
@@ -58,11 +68,9 @@ import math
 import os
 import shutil
 import sys
-import time
-import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -83,14 +91,34 @@ from prm_raft.prm_format import (  # noqa: E402
     ensure_tag_token,
     label_token_ids,
     score_logits,
-    scores_from_outputs,
     steps_for_kind,
     tag_outputs,
     tag_token_id,
 )
+from prm_raft.sft import parse_lora  # noqa: E402
+from prm_raft.train_job import (  # noqa: E402
+    EXIT_OK,
+    BadInput,
+    Emit,
+    check_job_identity,
+    check_precision,
+    cli,
+    find_resume_checkpoint,
+    is_main_process,
+    make_emitter,
+    replace_dir_atomically,
+    run_guarded,
+    trainer_callbacks,
+    trainer_metrics,
+)
 
 PRM_CONFIG = "prm_config.json"
+JOB_FILE = "prm-job.json"
+FAULT_ENV = "PRM_RAFT_PRM_TRAIN_FAULT"
 READOUT_INIT_WEIGHT = 0.2  # a start that lets the step log-likelihood count; trained from there
+
+BadConfig = BadInput  # the name this module's callers use
+emit = make_emitter()  # to sys.stdout as it is at each event (callers redirect it)
 
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "hidden_size": 64,
@@ -123,12 +151,17 @@ DEFAULTS: dict[str, Any] = {
     "eval_file": None,
     "format": None,
     "model_config": None,
-    "save_every": 200,
+    "save_steps": 200,
     "group_by_length": True,
     "step_logprob_feature": False,
     "lm_loss_weight": 0.0,
     "pairwise_loss_weight": 0.0,
+    "bf16": None,
+    "gradient_checkpointing": False,
+    "lora": None,
 }
+# Settings that do not change the trained weights: left out of the job identity that guards the checkpoints.
+NOT_IDENTITY = ("output_dir", "threads", "log_every", "save_steps", "eval_file", "gradient_checkpointing")
 
 SCORE_READOUT = {
     "autoregressive": "softmax over the [good, bad] token logits at each step tag; score = P(good)",
@@ -137,12 +170,8 @@ SCORE_READOUT = {
 }
 
 
-class BadConfig(Exception):
-    """Bad config or data: exit code 2, not retryable."""
-
-
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+def log(msg: str) -> None:
+    print(f"[prm_train] {msg}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,14 +211,20 @@ def validate_config(raw: Any, where: str = "config") -> dict[str, Any]:
             raise BadConfig(f"{where}: 'model_config' only applies with 'base': null")
     if cfg["kind"] not in KINDS:
         raise BadConfig(f"{where}: 'kind' must be one of {list(KINDS)} (got {cfg['kind']!r})")
-    ints = {"epochs": 0, "max_steps": 0, "batch_size": 1, "seed": None, "warmup_steps": 0, "log_every": 1, "save_every": 0}
+    ints = {"epochs": 0, "max_steps": 0, "batch_size": 1, "seed": None, "warmup_steps": 0, "log_every": 1, "save_steps": 0}
     for k, lo in ints.items():
         v = cfg[k]
         if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
             raise BadConfig(f"{where}: '{k}' must be an integer" + (f" >= {lo}" if lo is not None else "") + f" (got {v!r})")
-    for k in ("group_by_length", "step_logprob_feature"):
+    for k in ("group_by_length", "step_logprob_feature", "gradient_checkpointing"):
         if not isinstance(cfg[k], bool):
             raise BadConfig(f"{where}: '{k}' must be true or false")
+    if cfg["bf16"] is not None and not isinstance(cfg["bf16"], bool):
+        raise BadConfig(f"{where}: 'bf16' must be true, false or null (true on a CUDA machine)")
+    if cfg["lora"] is not None:
+        if not isinstance(cfg["lora"], dict):
+            raise BadConfig(f"{where}: 'lora' must be null or an object")
+        cfg["lora"] = parse_lora(cfg["lora"], where)
     for k in ("lm_loss_weight", "pairwise_loss_weight"):
         if not _is_num(cfg[k]) or cfg[k] < 0:
             raise BadConfig(f"{where}: '{k}' must be a non-negative number (got {cfg[k]!r})")
@@ -363,16 +398,15 @@ def loss_fn(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
 
 
-def pairwise_loss(logits: torch.Tensor, targets: torch.Tensor, tag_rows: torch.Tensor, groups: list[int]) -> torch.Tensor:
-    """Within-question ranking: for solutions a, b of one question with min-label targets t_a > t_b, the mean over
-    pairs of (t_a - t_b) * -log sigmoid(S_a - S_b), S = a solution's min step logit; 0 when the batch has no pair."""
-    n = len(groups)
-    inf = torch.tensor(float("inf"))
-    score = torch.full((n,), inf).scatter_reduce(0, tag_rows, logits, reduce="amin", include_self=False)
-    target = torch.full((n,), inf).scatter_reduce(0, tag_rows, targets, reduce="amin", include_self=False)
-    g = torch.tensor(groups)
+def pairwise_loss(logits: torch.Tensor, targets: torch.Tensor, tag_rows: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Within-question ranking: for solutions a, b of one question (`groups`: a question id per solution) with
+    min-label targets t_a > t_b, the mean over pairs of (t_a - t_b) * -log sigmoid(S_a - S_b), S = a solution's min
+    step logit; 0 when the batch has no pair."""
+    inf = logits.new_full((len(groups),), float("inf"))
+    score = inf.scatter_reduce(0, tag_rows, logits, reduce="amin", include_self=False)
+    target = inf.scatter_reduce(0, tag_rows, targets.to(logits.dtype), reduce="amin", include_self=False)
     gap = target[:, None] - target[None, :]
-    pair = (g[:, None] == g[None, :]) & (gap > 0)
+    pair = (groups[:, None] == groups[None, :]) & (gap > 0)
     if not bool(pair.any()):
         return logits.sum() * 0.0
     margin = score[:, None] - score[None, :]
@@ -382,33 +416,6 @@ def pairwise_loss(logits: torch.Tensor, targets: torch.Tensor, tag_rows: torch.T
 def lm_loss(outputs: TagOutputs, targets: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood per token of the steps, each step weighted by its label (right steps count)."""
     return -(targets * outputs.step_logprob).sum() / (targets * outputs.step_tokens).sum().clamp(min=1.0)
-
-
-def lr_at(step: int, total: int, peak: float, warmup: int, schedule: str) -> float:
-    if warmup and step < warmup:
-        return peak * (step + 1) / warmup
-    if schedule == "constant":
-        return peak
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-@torch.no_grad()
-def predict(
-    model: Any, kind: str, tokenizer: Any, encoded: list[PrmInput], fmt: PrmFormat, readout: Readout = Readout(), batch_size: int = 64
-) -> list[float]:
-    """Scores for every tag of every encoded example, in order."""
-    was_training = model.training
-    model.eval()
-    label_ids = label_token_ids(tokenizer, fmt) if kind != "regression" else None
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[float] = []
-    for s in range(0, len(encoded), batch_size):
-        batch = collate(encoded[s : s + batch_size], pad)
-        outputs = tag_outputs(model, kind, batch, label_ids, step_logprob=readout.uses_step_logprob)
-        out.extend(scores_from_outputs(kind, outputs, readout).tolist())
-    model.train(was_training)
-    return out
 
 
 def auc(scores: list[float], labels: list[int]) -> float | None:
@@ -445,23 +452,6 @@ def score_metrics(scores: list[float], targets: list[float]) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------------
-
-
-def _replace_dir_atomically(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def epoch_order(lengths: list[int], bs: int, gen: torch.Generator, group_by_length: bool, questions: list[int] | None = None) -> list[int]:
     """One epoch's example order. Grouped by length (less padding): a random permutation is cut into mega-batches
     of 32 batches, each sorted by length and cut into batches, and the batches are shuffled. With `questions` (a
@@ -483,179 +473,295 @@ def epoch_order(lengths: list[int], bs: int, gen: torch.Generator, group_by_leng
     return [i for b in torch.randperm(len(batches), generator=gen).tolist() for i in batches[b]]
 
 
-def resume_dir_for(cfg: dict[str, Any]) -> Path:
-    out = Path(cfg["output_dir"])
-    return out.parent / f".{out.name}.resume"
+
+# --------------------------------------------------------------------------------------------------
+# Training on the Trainer
+# --------------------------------------------------------------------------------------------------
 
 
-def resume_key(cfg: dict[str, Any]) -> str:
-    """Everything that determines the run: a resume state from another config or data is ignored."""
-    settings = {k: cfg[k] for k in DEFAULTS if k not in ("format", "log_every", "save_every", "threads", "output_dir")}
-    settings["format"] = cfg["format"].to_dict()
-    settings["train_sha256"] = sha256_file(cfg["train_file"])
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+class PrmNet(torch.nn.Module):
+    """What the Trainer trains and wraps (DDP, DeepSpeed, FSDP): the LM (or its LoRA wrapper) and, with
+    ``step_logprob_feature``, the readout's weight on the step log-likelihood and its bias. Its forward is
+    :func:`prm_raft.prm_format.tag_outputs` then :func:`~prm_raft.prm_format.score_logits`, the server's readout."""
+
+    def __init__(self, lm: Any, kind: str, label_ids: tuple[int, int] | None, step_logprob_feature: bool, need_logprob: bool) -> None:
+        super().__init__()
+        self.lm = lm
+        self.kind = kind
+        self.label_ids = label_ids
+        self.need_logprob = need_logprob
+        self.step_logprob_feature = step_logprob_feature
+        if step_logprob_feature:
+            self.readout_w = torch.nn.Parameter(torch.tensor(READOUT_INIT_WEIGHT))
+            self.readout_b = torch.nn.Parameter(torch.tensor(0.0))
+        self._no_split_modules = getattr(lm, "_no_split_modules", None)  # the layers FSDP wraps one by one
+
+    def forward(self, input_ids, attention_mask, tag_rows, tag_cols, step_token_rows, step_token_cols, step_token_step):  # noqa: ANN001
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "tag_rows": tag_rows,
+            "tag_cols": tag_cols,
+            "step_token_rows": step_token_rows,
+            "step_token_cols": step_token_cols,
+            "step_token_step": step_token_step,
+        }
+        model = self.lm.get_base_model() if self.lora else self.lm  # LoRA layers sit inside the base model
+        with torch.device(input_ids.device):  # tag_outputs makes its per-step sums on the default device
+            outputs = tag_outputs(model, self.kind, batch, self.label_ids, step_logprob=self.need_logprob)
+        if not self.step_logprob_feature:  # read for the LM loss only, not for the score
+            return score_logits(self.kind, outputs._replace(step_logprob=None)), outputs
+        return score_logits(self.kind, outputs, self.readout_w, self.readout_b), outputs
+
+    @property
+    def lora(self) -> bool:
+        return hasattr(self.lm, "get_base_model")
 
 
-def load_resume_state(resume_dir: Path, key: str) -> dict[str, Any] | None:
-    path = resume_dir / "state.pt"
-    if not path.is_file():
-        return None
+def make_collator(pad_id: int) -> Any:
+    def collate_rows(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = collate([r["input"] for r in rows], pad_id)
+        batch["targets"] = torch.tensor([y for r in rows for y in r["labels"]], dtype=torch.float32)
+        batch["groups"] = torch.tensor([r["question"] for r in rows], dtype=torch.long)
+        return batch
+
+    return collate_rows
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """One epoch's order (:func:`epoch_order`) drawn from the seed and the epoch alone: the same on every process and
+    after a resume (the Trainer calls set_epoch and skips the batches it has trained)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool, questions: list[int] | None) -> None:
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.group_by_length, self.questions = group_by_length, questions
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):  # noqa: ANN204
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(epoch_order(self.lengths, self.batch_size, gen, self.group_by_length, self.questions))
+
+
+def make_trainer(cfg: dict[str, Any], args: Any, net: PrmNet, dataset: list[dict[str, Any]], pad_id: int, callbacks: list[Any]) -> Any:
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.utils import WEIGHTS_NAME
+
+    kind = cfg["kind"]
+    sampler = EpochSampler(
+        [len(r["input"].input_ids) for r in dataset],
+        cfg["batch_size"],
+        cfg["seed"],
+        cfg["group_by_length"],
+        [r["question"] for r in dataset] if cfg["pairwise_loss_weight"] > 0 else None,
+    )
+
+    class PrmTrainer(Trainer):
+        loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by the accumulation steps
+
+        def _get_train_sampler(self, train_dataset=None):  # noqa: ANN001, ANN202
+            return sampler
+
+        def get_decay_parameter_names(self, model):  # noqa: ANN001, ANN202
+            return [n for n, p in model.named_parameters() if p.ndim >= 2]  # matrices; not norms, biases, the readout
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001, ANN202
+            targets, groups = inputs.pop("targets"), inputs.pop("groups")
+            logits, outputs = model(**inputs)
+            logits = logits.float()
+            loss = loss_fn(kind, logits, targets)
+            if cfg["pairwise_loss_weight"] > 0:
+                loss = loss + cfg["pairwise_loss_weight"] * pairwise_loss(logits, targets, inputs["tag_rows"], groups)
+            if cfg["lm_loss_weight"] > 0:
+                loss = loss + cfg["lm_loss_weight"] * lm_loss(outputs, targets)
+            return (loss, logits) if return_outputs else loss
+
+        def _save(self, output_dir=None, state_dict=None):  # noqa: ANN001, ANN202
+            # PrmNet is not a PreTrainedModel: its state dict in one torch file, which keeps tied embeddings tied
+            # (safetensors refuses shared tensors); _load_from_checkpoint reads it back on resume.
+            if self.args.should_save:
+                os.makedirs(output_dir, exist_ok=True)
+                torch.save(state_dict if state_dict is not None else self.model.state_dict(), os.path.join(output_dir, WEIGHTS_NAME))
+
+    trainer = PrmTrainer(model=net, args=args, train_dataset=dataset, data_collator=make_collator(pad_id), callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # it prints log dicts to stdout, which carries the JSON events alone
+    return trainer
+
+
+def training_args(cfg: dict[str, Any], ckpt_dir: Path, bf16: bool) -> Any:
+    from transformers import TrainingArguments
+
+    cosine = cfg["lr_schedule"] == "cosine"
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=cfg["epochs"],
+        max_steps=cfg["max_steps"] or -1,
+        per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=cfg["learning_rate"],
+        weight_decay=cfg["weight_decay"],
+        max_grad_norm=cfg["grad_clip"],
+        warmup_steps=cfg["warmup_steps"],
+        lr_scheduler_type="cosine_with_min_lr" if cosine else "constant_with_warmup",
+        lr_scheduler_kwargs={"min_lr_rate": 0.1} if cosine else {},
+        bf16=bf16,
+        fp16=False,
+        save_strategy="steps" if cfg["save_steps"] else "no",
+        save_steps=cfg["save_steps"] or 1,
+        save_total_limit=2,  # the newest and the one before it, in case the newest was cut off mid-write
+        save_only_model=False,  # optimizer, scheduler and RNG state too: exact resume
+        logging_strategy="steps",
+        logging_steps=cfg["log_every"],
+        seed=cfg["seed"],
+        data_seed=cfg["seed"],
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,  # the collator needs every field
+        dataloader_pin_memory=torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,  # every trainable parameter is used in every step
+    )
+
+
+def apply_lora(cfg: dict[str, Any], lm: Any, tokenizer: Any) -> Any:
+    """LoRA adapters from the config, plus the step tag's embedding row (a new token, so it must learn) and, for
+    kind regression, the score head (new too): peft trains them and merges them back when the output is written."""
+    from peft import get_peft_model
+
+    regression = cfg["kind"] == "regression"
+    extra: dict[str, Any] = {"trainable_token_indices": {"embed_tokens": [tag_token_id(tokenizer, cfg["format"])]}}
+    if regression:
+        extra["modules_to_save"] = ["score"]
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - a torn or foreign file: start over
-        emit("warning", message=f"ignoring unreadable resume state {path}: {e}")
-        return None
-    if state.get("key") != key:
-        emit("warning", message=f"ignoring resume state {path}: it belongs to another config or data")
-        return None
-    return state
+        return get_peft_model(lm, cfg["lora"].peft_config("TOKEN_CLS" if regression else "CAUSAL_LM", **extra))
+    except ValueError as e:  # e.g. target modules the model does not have
+        raise BadConfig(f"'lora': {e}") from None
 
 
-def save_resume_state(resume_dir: Path, state: dict[str, Any]) -> None:
-    """Write the state to a temporary file, then rename it over state.pt (a crash mid-write leaves the old one)."""
-    resume_dir.mkdir(parents=True, exist_ok=True)
-    tmp = resume_dir / f"state.pt.tmp-{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, resume_dir / "state.pt")
+def work_dir_for(cfg: dict[str, Any]) -> Path:
+    """Beside the output: the Trainer's checkpoints, the job identity, failure.json."""
+    out = Path(cfg["output_dir"])
+    return out.parent / f".{out.name}.checkpoints"
 
 
-def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+def job_identity(cfg: dict[str, Any], bf16: bool) -> dict[str, Any]:
+    """Everything that determines the weights: checkpoints of a job that differs in any of it are refused."""
+    d = {k: v for k, v in settings_json(cfg).items() if k not in NOT_IDENTITY}
+    d["bf16"] = bf16
+    d["train_file_sha256"] = sha256_file(cfg["train_file"])
+    return d
+
+
+def settings_json(cfg: dict[str, Any]) -> dict[str, Any]:
+    d = {k: cfg[k] for k in DEFAULTS}
+    d["format"] = cfg["format"].to_dict()
+    d["lora"] = asdict(cfg["lora"]) if cfg["lora"] is not None else None
+    return json.loads(json.dumps(d))  # tuples as lists: what the identity file reads back
+
+
+@torch.no_grad()
+def predict(net: Any, encoded: list[PrmInput], pad_id: int, device: Any, batch_size: int = 64) -> list[float]:
+    """Scores for every tag of every encoded example, in order, through the (possibly wrapped) PrmNet: every process
+    calls it (a sharded model gathers its weights collectively)."""
+    was_training = net.training
+    net.eval()
+    out: list[float] = []
+    for s in range(0, len(encoded), batch_size):
+        batch = {k: v.to(device) for k, v in collate(encoded[s : s + batch_size], pad_id).items()}
+        logits, _ = net(**batch)
+        out.extend(torch.sigmoid(logits.float()).tolist())  # scores_from_outputs: the readout is in the logits
+    net.train(was_training)
+    return out
+
+
+def final_weights(trainer: Any, net: PrmNet) -> tuple[Any, dict[str, Any] | None, Readout]:
+    """(the LM to save, its state dict or None for its own, the readout). All processes call this: the state dict is
+    gathered from ZeRO-3 / FSDP shards collectively; LoRA is merged into the LM (one process or data-parallel)."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    readout = Readout(float(state["readout_w"]), float(state["readout_b"])) if net.step_logprob_feature else Readout()
+    if net.lora:
+        return net.lm.merge_and_unload(), None, readout
+    return net.lm, {k[len("lm.") :]: v for k, v in state.items() if k.startswith("lm.")}, readout
+
+
+def train(cfg: dict[str, Any], emit: Emit = emit) -> tuple[Path, dict[str, Any]]:
+    from transformers import set_seed
+
     fmt: PrmFormat = cfg["format"]
     kind: str = cfg["kind"]
+    bf16 = cfg["bf16"] if cfg["bf16"] is not None else torch.cuda.is_available()
+    check_precision(bf16)
+    if cfg["lora"] is not None and (os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" or os.environ.get("ACCELERATE_USE_FSDP") == "true"):
+        raise BadConfig("'lora' needs the whole model on every process to merge it: one process or data-parallel, not DeepSpeed or FSDP")
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(cfg["seed"])
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
 
     examples = load_examples(cfg["train_file"], kind, fmt)
     eval_examples = load_examples(cfg["eval_file"], kind, fmt) if cfg["eval_file"] else []
+    work = work_dir_for(cfg)
+    resume = find_resume_checkpoint(work, log)
+    check_job_identity(work / JOB_FILE, job_identity(cfg, bf16), has_checkpoints=resume is not None)
+    callbacks = trainer_callbacks(emit, FAULT_ENV, work)
+    args = training_args(cfg, work, bf16)  # before the model: under ZeRO-3 it is loaded partitioned
+
+    set_seed(cfg["seed"])
     texts = [ex.question + "".join(ex.steps) for ex in examples]
-    model, tokenizer, max_length = build_model_and_tokenizer(cfg, texts)
+    lm, tokenizer, max_length = build_model_and_tokenizer(cfg, texts)
     encoded = encode_examples(tokenizer, examples, fmt, max_length, cfg["train_file"])
     eval_encoded = encode_examples(tokenizer, eval_examples, fmt, max_length, cfg["eval_file"]) if eval_examples else []
-    label_ids = label_token_ids(tokenizer, fmt) if kind != "regression" else None
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-
-    bs = cfg["batch_size"]
-    lengths = [len(e.input_ids) for e in encoded]
+    if cfg["gradient_checkpointing"]:
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    n_params = sum(p.numel() for p in lm.parameters())
+    if cfg["lora"] is not None:
+        lm = apply_lora(cfg, lm, tokenizer)
+    net = PrmNet(lm, kind, label_token_ids(tokenizer, fmt) if kind != "regression" else None, cfg["step_logprob_feature"], cfg["step_logprob_feature"] or cfg["lm_loss_weight"] > 0)
     question_ids: dict[str, int] = {}
-    questions = [question_ids.setdefault(ex.question, len(question_ids)) for ex in examples]
-    steps_per_epoch = math.ceil(len(encoded) / bs)
-    total = cfg["max_steps"] or cfg["epochs"] * steps_per_epoch
-    n_params = sum(p.numel() for p in model.parameters())
-    emit("start", kind=kind, params=n_params, examples=len(encoded), tags=sum(len(e.tag_positions) for e in encoded), total=total, max_length=max_length)
-
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    # The readout's weight on the step log-likelihood and its bias: trained with the model, never decayed.
-    readout_w = torch.nn.Parameter(torch.tensor(READOUT_INIT_WEIGHT if cfg["step_logprob_feature"] else 0.0))
-    readout_b = torch.nn.Parameter(torch.tensor(0.0))
-    if cfg["step_logprob_feature"]:
-        no_decay += [readout_w, readout_b]
-    need_logprob = cfg["step_logprob_feature"] or cfg["lm_loss_weight"] > 0
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg["learning_rate"],
+    dataset = [
+        {"input": e, "labels": ex.labels, "question": question_ids.setdefault(ex.question, len(question_ids))} for e, ex in zip(encoded, examples)
+    ]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    trainer = make_trainer(cfg, args, net, dataset, pad, callbacks)
+    log(
+        f"{'resuming from ' + resume if resume else 'starting'}: kind {kind}, {n_params:,} parameters, {len(encoded)} examples, "
+        f"{sum(len(e.tag_positions) for e in encoded)} tags, max_length {max_length}"
     )
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    order: list[int] = []
-    window, window_n = 0.0, 0
-    loss_first: float | None = None
-    loss_last: float | None = None
-    start_step = 0
-    resume_dir = resume_dir_for(cfg)
-    key = resume_key(cfg)
-    state = load_resume_state(resume_dir, key)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        order, start_step = state["order"], state["step"]
-        with torch.no_grad():
-            readout_w.copy_(state["readout"][0])
-            readout_b.copy_(state["readout"][1])
-        window, window_n, loss_first, loss_last = state["window"], state["window_n"], state["loss_first"], state["loss_last"]
-        emit("resumed", step=start_step, total=total, path=str(resume_dir))
-    fail_at = int(os.environ.get("PRM_TRAIN_FAIL_AT_STEP", "0") or 0)  # test hook: simulate a crash
-    model.train()
-    t0 = time.monotonic()
-    for step in range(start_step, total):
-        if fail_at and step + 1 == fail_at:
-            raise RuntimeError(f"PRM_TRAIN_FAIL_AT_STEP={fail_at}: simulated crash")
-        if len(order) < bs:
-            # whole epochs in order: an epoch's leftover examples go first in the next batch
-            order += epoch_order(lengths, bs, gen, cfg["group_by_length"], questions if cfg["pairwise_loss_weight"] > 0 else None)
-        idx, order = order[:bs], order[bs:]
-        rows = [encoded[i] for i in idx]
-        batch = collate(rows, pad)
-        targets = torch.tensor([y for i in idx for y in examples[i].labels], dtype=torch.float32)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, cfg["learning_rate"], cfg["warmup_steps"], cfg["lr_schedule"])
-        outputs = tag_outputs(model, kind, batch, label_ids, step_logprob=need_logprob)
-        # Without the feature the step log-likelihood is read for the LM loss only, not for the score.
-        scored = outputs if cfg["step_logprob_feature"] else outputs._replace(step_logprob=None)
-        logits = score_logits(kind, scored, readout_w, readout_b)
-        loss = loss_fn(kind, logits, targets)
-        if cfg["pairwise_loss_weight"] > 0:
-            loss = loss + cfg["pairwise_loss_weight"] * pairwise_loss(logits, targets, batch["tag_rows"], [questions[i] for i in idx])
-        if cfg["lm_loss_weight"] > 0:
-            loss = loss + cfg["lm_loss_weight"] * lm_loss(outputs, targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        opt.step()
-        window += float(loss.detach())
-        window_n += 1
-        if (step + 1) % cfg["log_every"] == 0 or step + 1 == total:
-            mean = window / window_n
-            if loss_first is None:
-                loss_first = mean
-            loss_last = mean
-            emit("progress", step=step + 1, total=total, loss=round(mean, 6), lr=round(opt.param_groups[0]["lr"], 8), elapsed=round(time.monotonic() - t0, 1))
-            window, window_n = 0.0, 0
-        if cfg["save_every"] and (step + 1) % cfg["save_every"] == 0 and step + 1 < total:
-            save_resume_state(
-                resume_dir,
-                {
-                    "key": key,
-                    "step": step + 1,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": gen.get_state(),
-                    "order": order,
-                    "window": window,
-                    "window_n": window_n,
-                    "loss_first": loss_first,
-                    "loss_last": loss_last,
-                    "readout": [readout_w.detach().clone(), readout_b.detach().clone()],
-                },
-            )
-    train_seconds = time.monotonic() - t0
-    model.eval()
-    readout = Readout(float(readout_w), float(readout_b)) if cfg["step_logprob_feature"] else Readout()
-
-    metrics: dict[str, Any] = {
-        "loss_first": loss_first,
-        "loss_last": loss_last,
-        "steps": total,
-        "train_seconds": round(train_seconds, 1),
-    }
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer_metrics(trainer, result.metrics.get("train_runtime", 0.0))
     if eval_encoded:
-        scores = predict(model, kind, tokenizer, eval_encoded, fmt, readout)
+        scores = predict(trainer.model_wrapped, eval_encoded, pad, trainer.args.device)
         metrics["eval"] = score_metrics(scores, [y for ex in eval_examples for y in ex.labels])
 
+    lm, lm_state, readout = final_weights(trainer, net)
     out = Path(cfg["output_dir"])
+    if is_main_process():
+        write_checkpoint(cfg, out, lm, lm_state, tokenizer, max_length, readout, n_params, metrics)
+        shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return out, metrics
+
+
+def write_checkpoint(
+    cfg: dict[str, Any], out: Path, lm: Any, lm_state: dict[str, Any] | None, tokenizer: Any, max_length: int, readout: Readout, n_params: int, metrics: dict[str, Any]
+) -> None:
+    """The model, the tokenizer and prm_config.json, written beside `out` and renamed over it."""
+    fmt: PrmFormat = cfg["format"]
+    kind: str = cfg["kind"]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        lm.save_pretrained(tmp, state_dict=lm_state)
         tokenizer.model_max_length = max_length
         tokenizer.save_pretrained(tmp)
         good, bad = label_token_ids(tokenizer, fmt)
-        settings = {k: cfg[k] for k in DEFAULTS if k not in ("format",)}
         prm_config = {
             "format_version": FORMAT_VERSION,
             "kind": kind,
@@ -668,39 +774,34 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
             **({"readout": {"step_logprob_weight": readout.step_logprob_weight, "bias": readout.bias}} if readout.uses_step_logprob else {}),
             "params": n_params,
             "train_file_sha256": sha256_file(cfg["train_file"]),
-            "train": settings,
+            "train": {k: v for k, v in settings_json(cfg).items() if k != "format"},
             "metrics": metrics,
         }
         (tmp / PRM_CONFIG).write_text(json.dumps(prm_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _replace_dir_atomically(tmp, out)
+        replace_dir_atomically(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(resume_dir, ignore_errors=True)
-    return out, metrics
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
+    """Run the job; JSON events go to `events` (stdout by default). Returns the exit code for done, bad input and
+    out-of-memory; any other error propagates (retryable)."""
     ap = argparse.ArgumentParser(prog="python -m prm_raft.prm_train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="job config JSON file")
-    args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config)
-        out, metrics = train(cfg)
-    except BadConfig as e:
-        emit("error", message=str(e), retryable=False)
-        print(f"prm_train: {e}", file=sys.stderr)
-        return 2
-    except torch.OutOfMemoryError as e:
-        emit("error", message=f"out of memory: {e}", retryable=True)
-        return 3
-    except Exception as e:  # noqa: BLE001 - a crash: retryable
-        traceback.print_exc()
-        emit("error", message=f"{type(e).__name__}: {e}", retryable=True)
-        return 1
-    emit("done", output=str(out.resolve()), metrics=metrics)
-    return 0
+    ns = ap.parse_args(argv)
+    job_emit = make_emitter(events)
+    cfg: dict[str, Any] | None = None
+
+    def job() -> int:
+        nonlocal cfg
+        cfg = load_config(ns.config)
+        out, metrics = train(cfg, job_emit)
+        job_emit("done", output=str(out.resolve()), metrics=metrics)
+        return EXIT_OK
+
+    return run_guarded(job, job_emit, log, lambda: work_dir_for(cfg) if cfg is not None else None)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(main)

@@ -25,6 +25,7 @@ Stdout carries JSON lines only (everything else, including library output, goes 
     {"event": "checkpoint", "step": 150, "path": ".../checkpoints/checkpoint-150"}
     {"event": "done", "output": "<output_dir>/final",
      "metrics": {"steps": N, "loss_first": x, "loss_last": y, "train_runtime": s}}
+    {"event": "error", "message": "...", "retryable": false}             on a failure, before the exit
 
 Layout of `output_dir`: ``checkpoints/checkpoint-N`` (the Trainer's own, with optimizer, scheduler and RNG state),
 ``sft-job.json`` (what determines the result, to refuse resuming another job's checkpoints), ``adapter/`` (LoRA
@@ -48,7 +49,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field
@@ -60,22 +60,31 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_OOM = 0, 2, 3
+from prm_raft.train_job import (  # noqa: E402
+    EXIT_OK,
+    BadInput,
+    Emit,
+    check_job_identity,
+    check_precision,
+    cli,
+    find_resume_checkpoint,
+    make_emitter,
+    parse_fault,
+    read_json,
+    replace_dir_atomically,
+    run_guarded,
+    trainer_callbacks,
+    trainer_metrics,
+    write_json_atomic,
+)
+
 FINAL_DIR = "final"
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "adapter"
 JOB_FILE = "sft-job.json"
-FAILURE_FILE = "failure.json"
 SUMMARY_FILE = "prm_raft_sft.json"  # written inside final/: the job's config and metrics
 FAULT_ENV = "PRM_RAFT_SFT_FAULT"
 LR_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
-
-Emit = Callable[..., None]
-
-
-class BadInput(Exception):
-    """Bad config or data: exit code 2, not retryable."""
-
 
 # --------------------------------------------------------------------------------------------------
 # Config
@@ -88,6 +97,20 @@ class LoraSpec:
     alpha: float = 32
     dropout: float = 0.05
     target_modules: tuple[str, ...] | str = ("q_proj", "k_proj", "v_proj", "o_proj")  # or "all-linear"
+
+    def peft_config(self, task_type: str, **extra: Any) -> Any:
+        from peft import LoraConfig
+
+        tm = self.target_modules
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=tm if isinstance(tm, str) else list(tm),
+            bias="none",
+            task_type=task_type,
+            **extra,
+        )
 
 
 @dataclass(frozen=True)
@@ -201,19 +224,24 @@ def _check_keys(where: str, obj: dict[str, Any], rules: dict[str, tuple[Any, Cal
     return out
 
 
-def parse_config(raw: Any, where: str = "config") -> SftJob:
-    """Validate a decoded config object; paths are made absolute (relative to the working directory)."""
-    if not isinstance(raw, dict):
-        raise BadInput(f"{where}: must be a JSON object")
-    top = _check_keys(where, raw, _TOP_RULES, "")
-    lora = _check_keys(where, top["lora"] or {}, _LORA_RULES, "lora.")
+def parse_lora(raw: dict[str, Any], where: str) -> LoraSpec:
+    """The "lora" object of a job config (SFT and PRM training share it); missing keys take their defaults."""
+    lora = _check_keys(where, raw, _LORA_RULES, "lora.")
     tm = lora["target_modules"]
-    top["lora"] = LoraSpec(
+    return LoraSpec(
         r=lora["r"],
         alpha=float(lora["alpha"]),
         dropout=float(lora["dropout"]),
         target_modules=tm if isinstance(tm, str) else tuple(tm),
     )
+
+
+def parse_config(raw: Any, where: str = "config") -> SftJob:
+    """Validate a decoded config object; paths are made absolute (relative to the working directory)."""
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: must be a JSON object")
+    top = _check_keys(where, raw, _TOP_RULES, "")
+    top["lora"] = parse_lora(top["lora"] or {}, where)
     for key in ("model", "train_file", "output_dir"):
         top[key] = os.path.abspath(os.path.expanduser(top[key]))
     for key in ("epochs", "learning_rate", "warmup_ratio"):
@@ -326,23 +354,6 @@ def log(msg: str) -> None:
     print(f"[sft] {msg}", file=sys.stderr, flush=True)
 
 
-def is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def job_identity(job: SftJob, data_sha256: str) -> dict[str, Any]:
     """Everything that determines the trained weights (not logging or checkpointing cadence)."""
     d = job.as_json()
@@ -357,76 +368,11 @@ def job_identity(job: SftJob, data_sha256: str) -> dict[str, Any]:
     return d
 
 
-def check_job_identity(out: Path, identity: dict[str, Any], has_checkpoints: bool) -> None:
-    path = out / JOB_FILE
-    previous = _read_json(path)
-    if has_checkpoints and isinstance(previous, dict) and isinstance(previous.get("identity"), dict):
-        old = previous["identity"]
-        diff = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-        if diff:
-            raise BadInput(
-                f"output_dir {out} holds checkpoints of a different job (differs in: {', '.join(diff)}); "
-                "use a new output_dir or delete the old one"
-            )
-    if is_main_process():
-        _write_json_atomic(path, {"identity": identity})
-
-
-_CKPT_RE = re.compile(r"checkpoint-(\d+)")
-
-
-def find_resume_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest complete checkpoint-N (its trainer_state.json, which the Trainer writes last, parses and names
-    step N); incomplete ones (a crash during a save) are removed."""
-    if not ckpt_dir.is_dir():
-        return None
-    found = []
-    for p in ckpt_dir.iterdir():
-        m = _CKPT_RE.fullmatch(p.name)
-        if m and p.is_dir():
-            found.append((int(m.group(1)), p))
-    for step, p in sorted(found, reverse=True):
-        state = _read_json(p / "trainer_state.json")
-        if isinstance(state, dict) and state.get("global_step") == step:
-            return str(p)
-        log(f"removing incomplete checkpoint {p}")
-        if is_main_process():
-            shutil.rmtree(p, ignore_errors=True)
-    return None
-
-
 def done_from_existing(final: Path, emit: Emit) -> None:
-    summary = _read_json(final / SUMMARY_FILE)
+    summary = read_json(final / SUMMARY_FILE)
     metrics = summary.get("metrics") if isinstance(summary, dict) else None
     log(f"{final} exists: nothing to do")
     emit("done", output=str(final), metrics=metrics if isinstance(metrics, dict) else {})
-
-
-# --------------------------------------------------------------------------------------------------
-# Failure classes
-# --------------------------------------------------------------------------------------------------
-
-
-def is_oom(exc: BaseException) -> bool:
-    """A CUDA out-of-memory error anywhere in the exception chain."""
-    seen = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if type(e).__name__ == "OutOfMemoryError" or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower()):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def parse_fault(spec: str | None) -> tuple[str, int, bool] | None:
-    """TEST HOOK: PRM_RAFT_SFT_FAULT=oom@STEP | crash@STEP, optionally with :once."""
-    if not spec:
-        return None
-    m = re.fullmatch(r"(oom|crash)@(\d+)(:once)?", spec.strip())
-    if not m:
-        raise BadInput(f"{FAULT_ENV}={spec!r}: expected oom@STEP or crash@STEP, optionally followed by :once")
-    return m.group(1), int(m.group(2)), bool(m.group(3))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -491,19 +437,7 @@ def build_trainer(job: SftJob, data: TrainData, tokenizer: Any, callbacks: list[
         # model (TRL would otherwise pick device_map="auto" on a single GPU and under FSDP).
         model_init_kwargs={"dtype": "float32", "device_map": None},
     )
-    peft_config = None
-    if job.method == "lora":
-        from peft import LoraConfig
-
-        tm = job.lora.target_modules
-        peft_config = LoraConfig(
-            r=job.lora.r,
-            lora_alpha=job.lora.alpha,
-            lora_dropout=job.lora.dropout,
-            target_modules=tm if isinstance(tm, str) else list(tm),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+    peft_config = job.lora.peft_config("CAUSAL_LM") if job.method == "lora" else None
     dataset = Dataset.from_dict({"prompt": data.prompts, "completion": data.completions})
     return SFTTrainer(
         model=job.model,
@@ -513,61 +447,6 @@ def build_trainer(job: SftJob, data: TrainData, tokenizer: Any, callbacks: list[
         peft_config=peft_config,
         callbacks=callbacks,
     )
-
-
-def _callbacks(emit: Emit, fault: tuple[str, int, bool] | None, out: Path) -> list[Any]:
-    import torch
-    from transformers import TrainerCallback
-
-    class JsonProgress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            if state.is_world_process_zero and logs and "loss" in logs:
-                emit("progress", step=state.global_step, total=state.max_steps, loss=_finite(logs["loss"]))
-
-        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
-            if state.is_world_process_zero:
-                emit("checkpoint", step=state.global_step, path=os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
-
-    callbacks: list[Any] = [JsonProgress()]
-
-    if fault is not None:  # TEST HOOK (PRM_RAFT_SFT_FAULT): a fake OOM or crash at a given step
-
-        kind, at_step, once = fault
-        marker = out / f".fault-fired-{kind}@{at_step}"
-
-        class FaultInjector(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-                if state.global_step != at_step:
-                    return
-                if once:
-                    if marker.exists():
-                        return
-                    marker.touch()
-                if kind == "oom":
-                    raise torch.OutOfMemoryError(f"CUDA out of memory. (fake, {FAULT_ENV} test hook, step {at_step})")
-                raise RuntimeError(f"fake crash ({FAULT_ENV} test hook, step {at_step})")
-
-        callbacks.append(FaultInjector())
-    return callbacks
-
-
-def _finite(x: Any) -> float | None:
-    """A float for the JSON events; NaN and infinities (which JSON cannot carry) become null."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _metrics(trainer: Any, train_runtime: float) -> dict[str, Any]:
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]  # restored on resume: the whole run
-    return {
-        "steps": trainer.state.global_step,
-        "loss_first": _finite(losses[0]) if losses else None,
-        "loss_last": _finite(losses[-1]) if losses else None,
-        "train_runtime": round(float(train_runtime), 3),
-    }
 
 
 def _save_final(job: SftJob, trainer: Any, tokenizer: Any, out: Path, summary: dict[str, Any]) -> Path:
@@ -597,8 +476,8 @@ def _save_final(job: SftJob, trainer: Any, tokenizer: Any, out: Path, summary: d
         trainer.save_model(str(tmp))  # the model and the processing class (tokenizer)
     if main:
         (tmp / "training_args.bin").unlink(missing_ok=True)
-        _write_json_atomic(tmp / SUMMARY_FILE, summary)
-        os.rename(tmp, final)
+        write_json_atomic(tmp / SUMMARY_FILE, summary)
+        replace_dir_atomically(tmp, final)
     trainer.accelerator.wait_for_everyone()
     return final
 
@@ -613,22 +492,8 @@ def run(job: SftJob, emit: Emit) -> int:
     if not os.path.isdir(job.model) or not os.path.isfile(os.path.join(job.model, "config.json")):
         raise BadInput(f"model {job.model}: not a checkpoint directory (no config.json)")
     data = read_train_file(job.train_file)
-    fault = parse_fault(os.environ.get(FAULT_ENV))
-    # `accelerate launch` exports the config file's mixed_precision, and transformers applies it even when the job
-    # says bf16: false; refuse the disagreement instead of training in a precision the job config does not show.
-    launcher_mp = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    if launcher_mp != "no" and not (launcher_mp == "bf16" and job.bf16):
-        raise BadInput(
-            f'the accelerate config sets mixed_precision: {launcher_mp} but the job config has "bf16": '
-            f"{json.dumps(job.bf16)}; make them agree (bf16 needs a GPU; use accelerate/cpu.yaml on CPU)"
-        )
-
-    import torch
-
-    if job.bf16 and not torch.cuda.is_available():
-        raise BadInput('config: "bf16": true needs a GPU and no CUDA device is available; set "bf16": false for CPU runs')
-    if job.bf16 and not torch.cuda.is_bf16_supported():
-        raise BadInput(f'config: "bf16": true but this GPU ({torch.cuda.get_device_name()}) does not support bf16')
+    parse_fault(os.environ.get(FAULT_ENV), FAULT_ENV)  # a bad spec is bad input, before any work
+    check_precision(job.bf16)
 
     from transformers import AutoTokenizer
 
@@ -643,13 +508,13 @@ def run(job: SftJob, emit: Emit) -> int:
 
     ckpt_dir = out / CHECKPOINTS_DIR
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    resume = find_resume_checkpoint(ckpt_dir)
-    check_job_identity(out, job_identity(job, data.sha256), has_checkpoints=resume is not None)
+    resume = find_resume_checkpoint(ckpt_dir, log)
+    check_job_identity(out / JOB_FILE, job_identity(job, data.sha256), has_checkpoints=resume is not None)
     log(f"resuming from {resume}" if resume else f"starting from {job.model}: {len(data.prompts)} examples")
 
-    trainer = build_trainer(job, data, tokenizer, _callbacks(emit, fault, out))
+    trainer = build_trainer(job, data, tokenizer, trainer_callbacks(emit, FAULT_ENV, out))
     result = trainer.train(resume_from_checkpoint=resume)
-    metrics = _metrics(trainer, result.metrics.get("train_runtime", 0.0))
+    metrics = trainer_metrics(trainer, result.metrics.get("train_runtime", 0.0))
     summary = {
         "config": job.as_json(),
         "train_file_sha256": data.sha256,
@@ -668,15 +533,6 @@ def run(job: SftJob, emit: Emit) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-def make_emitter(stream: TextIO) -> Emit:
-    def emit(event: str, **fields: Any) -> None:
-        if is_main_process():
-            stream.write(json.dumps({"event": event, **fields}) + "\n")
-            stream.flush()
-
-    return emit
-
-
 def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     """Run the job; JSON events go to `events` (stdout by default). Returns the exit code for done, bad input and
     out-of-memory; any other error propagates (retryable)."""
@@ -684,34 +540,15 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     parser.add_argument("--config", required=True, help="job config (JSON)")
     ns = parser.parse_args(argv)
     emit = make_emitter(events if events is not None else sys.stdout)
-    job = None
-    try:
+    job: SftJob | None = None
+
+    def job_run() -> int:
+        nonlocal job
         job = load_config(ns.config)
         return run(job, emit)
-    except BadInput as e:
-        log(f"error: {e}")
-        return EXIT_BAD_INPUT
-    except Exception as e:
-        if is_oom(e):
-            log(f"error: out of GPU memory: {e} (lower per_device_batch_size or max_length, or set gradient_checkpointing)")
-            if job is not None:
-                # Under a multi-process launcher the job's exit code 3 may reach the caller as 1: this file
-                # says what happened whatever the launcher reports.
-                Path(job.output_dir).mkdir(parents=True, exist_ok=True)
-                _write_json_atomic(Path(job.output_dir) / FAILURE_FILE, {"kind": "out_of_memory", "message": str(e)[:500]})
-            return EXIT_OOM
-        raise
 
-
-def cli() -> None:
-    """Keep stdout for the JSON events: fd 1 is pointed at stderr so that anything else printed (by this process,
-    by libraries, by C extensions) lands in the logs."""
-    sys.stdout.flush()
-    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    sys.exit(main(events=events))
+    return run_guarded(job_run, emit, log, lambda: Path(job.output_dir) if job is not None else None)
 
 
 if __name__ == "__main__":
-    cli()
+    cli(main)

@@ -6,6 +6,7 @@ the in-process tests run); an ORM server runs in-process on a thread.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -88,6 +89,12 @@ def train_tiny(tmp: Path, name: str, rows: list[dict], kind: str = "autoregressi
     }
     cfg.update(over)
     return prm_train.train(prm_train.validate_config(cfg))
+
+
+def run_main(config: Path) -> tuple[int, list[dict]]:
+    buf = io.StringIO()
+    code = prm_train.main(["--config", str(config)], events=buf)
+    return code, [json.loads(line) for line in buf.getvalue().splitlines()]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,7 +333,10 @@ def test_bad_config_and_data_exit_2_naming_the_line(tmp_path, capsys):
         ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "epochs": "1"}, "'epochs'"),
         ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "lerning_rate": 1}, "unknown key"),
         ({"train_file": str(tmp_path / "missing.jsonl"), "output_dir": str(tmp_path / "o")}, "not found"),
-    ]
+        ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "lora": {"rank": 4}}, 'unknown key "lora.rank"'),
+        ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "save_every": 2}, "unknown key"),
+        ({"train_file": str(good), "output_dir": str(tmp_path / "o"), "bf16": "yes"}, "'bf16'"),
+    ] + ([] if torch.cuda.is_available() else [({"train_file": str(good), "output_dir": str(tmp_path / "o"), "bf16": True}, "needs a GPU")])
     for i, (cfg, needle) in enumerate(cases):
         p = tmp_path / f"c{i}.json"
         p.write_text(json.dumps(cfg))
@@ -497,30 +507,103 @@ def test_server_logs_one_line_per_request(server):
     assert lines and "items=1 tags=3" in lines[-1]
 
 
-def test_a_crashed_job_resumes_exactly(tmp_path, capsys, monkeypatch):
+def test_a_crashed_job_resumes_exactly_from_the_trainers_checkpoint(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    train = write_jsonl(tmp_path / "t.jsonl", good_bad_rows(6))
+    rows = good_bad_rows(12)
+    for r in rows:  # two solutions per question: the pairwise term and its grouped batches take part
+        r["question"] = f"q{int(r['question'][1:]) // 2}"
+    train = write_jsonl(tmp_path / "t.jsonl", rows)
 
-    def job(name: str) -> Path:
+    def job(name: str, out: str | None = None, **over) -> Path:
         p = tmp_path / f"{name}.json"
-        p.write_text(json.dumps({"train_file": str(train), "output_dir": str(tmp_path / name), "max_steps": 6, "batch_size": 4,
-                                 "save_every": 2, "log_every": 1, "model_config": TINY, "threads": 1}))
+        p.write_text(json.dumps({"train_file": str(train), "output_dir": str(tmp_path / (out or name)), "max_steps": 6, "batch_size": 4,
+                                 "save_steps": 2, "log_every": 1, "model_config": TINY, "threads": 1, "step_logprob_feature": True,
+                                 "lm_loss_weight": 1.0, "pairwise_loss_weight": 1.0, **over}))
         return p
 
-    assert prm_train.main(["--config", str(job("straight"))]) == 0
-    monkeypatch.setenv("PRM_TRAIN_FAIL_AT_STEP", "5")
-    assert prm_train.main(["--config", str(job("resumed"))]) == 1  # a crash: retryable exit code
-    assert (tmp_path / ".resumed.resume" / "state.pt").is_file() and not (tmp_path / "resumed").exists()
-    monkeypatch.delenv("PRM_TRAIN_FAIL_AT_STEP")
-    capsys.readouterr()
-    assert prm_train.main(["--config", str(job("resumed"))]) == 0
-    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [e["step"] for e in events if e["event"] == "resumed"] == [4]
-    assert [e["step"] for e in events if e["event"] == "progress"] == [5, 6]
+    code, straight = run_main(job("straight"))
+    assert code == 0
+    monkeypatch.setenv(prm_train.FAULT_ENV, "crash@5")
+    with pytest.raises(RuntimeError, match="fake crash"):
+        prm_train.main(["--config", str(job("resumed"))], events=io.StringIO())
+    work = tmp_path / ".resumed.checkpoints"
+    assert (work / "checkpoint-4").is_dir() and not (tmp_path / "resumed").exists()
+    monkeypatch.delenv(prm_train.FAULT_ENV)
+    code, events = run_main(job("other", out="resumed", learning_rate=5e-3))
+    assert code == 2 and "differs in: learning_rate" in events[-1]["message"]  # another job's checkpoints are refused
+    code, events = run_main(job("resumed"))
+    assert code == 0
+    assert [e["step"] for e in events if e["event"] == "progress"] == [5, 6]  # from checkpoint-4, not from step 1
+    assert [e["loss"] for e in events if e["event"] == "progress"] == [e["loss"] for e in straight if e["event"] == "progress"][4:]
     wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert not (tmp_path / ".resumed.resume").exists()
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ra, rb = (json.loads((tmp_path / n / "prm_config.json").read_text())["readout"] for n in ("straight", "resumed"))
+    assert ra == rb
+    assert not work.exists()  # removed once the output is written
+
+
+def test_fake_oom_exits_3_with_a_failure_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(prm_train.FAULT_ENV, "oom@2")
+    cfg = tmp_path / "job.json"
+    cfg.write_text(json.dumps({"train_file": str(write_jsonl(tmp_path / "t.jsonl", good_bad_rows(6))), "output_dir": str(tmp_path / "out"),
+                               "max_steps": 4, "batch_size": 3, "log_every": 1, "model_config": TINY, "threads": 1}))
+    code, events = run_main(cfg)
+    assert code == 3 and events[-1]["event"] == "error" and events[-1]["retryable"] is True
+    assert json.loads((tmp_path / ".out.checkpoints" / "failure.json").read_text())["kind"] == "out_of_memory"
+
+
+def test_lora_is_merged_with_the_tag_embedding_and_the_readout(tmp_path, monkeypatch, ar_model):
+    """LoRA from a base PRM: the written checkpoint is a plain model whose scores are the trained (unmerged) model's."""
+    from safetensors.torch import load_file
+
+    rows = good_bad_rows(12)
+    seen: list[list[float]] = []
+    predict = prm_train.predict
+    monkeypatch.setattr(prm_train, "predict", lambda *a, **k: seen.append(predict(*a, **k)) or seen[-1])
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", rows[:4])
+    out, metrics = train_tiny(tmp_path, "lora", rows, base=str(ar_model), model_config=None, step_logprob_feature=True, max_steps=8,
+                              eval_file=str(eval_file), lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})
+    assert not (out / "adapter_config.json").exists()
+    w, base = load_file(out / "model.safetensors"), load_file(ar_model / "model.safetensors")
+    assert not any("lora" in k or "trainable_tokens" in k for k in w)
+    assert not torch.equal(w["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(w["model.layers.0.self_attn.k_proj.weight"], base["model.layers.0.self_attn.k_proj.weight"])  # no adapter there
+    cfg = json.loads((out / "prm_config.json").read_text())
+    emb, emb0 = w["model.embed_tokens.weight"], base["model.embed_tokens.weight"]
+    tag = cfg["step_tag_id"]
+    assert not torch.equal(emb[tag], emb0[tag])  # the tag's row was trained and merged
+    assert torch.equal(torch.cat([emb[:tag], emb[tag + 1 :]]), torch.cat([emb0[:tag], emb0[tag + 1 :]]))
+    assert cfg["readout"]["step_logprob_weight"] != prm_train.READOUT_INIT_WEIGHT
+    scorer = prm_server.PrmScorer(out)
+    served = [p for s in scorer.score([(r["question"], r["steps"]) for r in rows[:4]]) for p in s]
+    assert served == pytest.approx(seen[-1], abs=1e-5)
+
+
+def test_gradient_checkpointing_trains_the_same_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    a, _ = train_tiny(tmp_path, "plain", good_bad_rows(), max_steps=3, lm_loss_weight=1.0)
+    b, _ = train_tiny(tmp_path, "ckpt", good_bad_rows(), max_steps=3, lm_loss_weight=1.0, gradient_checkpointing=True)
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_accelerate_launch_cli(tmp_path):
+    """The command a GPU run uses, on the CPU config: JSON events alone on stdout, a checkpoint the server loads."""
+    cfg = tmp_path / "job.json"
+    cfg.write_text(json.dumps({"train_file": str(write_jsonl(tmp_path / "t.jsonl", good_bad_rows(8))), "output_dir": str(tmp_path / "out"),
+                               "max_steps": 4, "batch_size": 4, "log_every": 2, "save_steps": 2, "model_config": TINY, "threads": 1}))
+    p = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PYTHON_SFT / "accelerate" / "cpu.yaml"),
+         "-m", "prm_raft.prm_train", "--config", str(cfg)],
+        capture_output=True, text=True, cwd=PYTHON_SFT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [(e["event"], e.get("step")) for e in events] == [("progress", 2), ("checkpoint", 2), ("progress", 4), ("checkpoint", 4), ("done", None)]
+    assert events[-1]["output"] == str((tmp_path / "out").resolve()) and events[-1]["metrics"]["steps"] == 4
+    assert prm_server.PrmScorer(tmp_path / "out").score([("q", ["good"])])[0][0] > 0
 
 
 def test_epoch_order_is_a_permutation_grouped_by_length():
@@ -580,12 +663,12 @@ def test_pairwise_loss_counts_only_pairs_within_a_question():
     tag_rows = torch.tensor([0, 0, 1, 2, 3])
     logits = torch.tensor([2.0, 0.5, 1.0, -3.0, 4.0], requires_grad=True)  # S = min per solution: 0.5, 1.0, -3.0, 4.0
     targets = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
-    loss = prm_train.pairwise_loss(logits, targets, tag_rows, [0, 0, 1, 1])
+    loss = prm_train.pairwise_loss(logits, targets, tag_rows, torch.tensor([0, 0, 1, 1]))
     # one pair (row 0 better than row 1): softplus(-(0.5 - 1.0))
     assert loss.item() == pytest.approx(math.log1p(math.exp(0.5)))
     loss.backward()
     assert logits.grad[0].item() == 0.0 and logits.grad[1].item() < 0 < logits.grad[2].item()  # only the argmin steps move
-    none = prm_train.pairwise_loss(logits, targets, tag_rows, [0, 1, 2, 3])
+    none = prm_train.pairwise_loss(logits, targets, tag_rows, torch.tensor([0, 1, 2, 3]))
     assert none.item() == 0.0
 
 

@@ -20,7 +20,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from prm_raft import sft  # noqa: E402  (light: imports no torch until a job runs)
+from prm_raft import sft, train_job  # noqa: E402  (light: imports no torch until a job runs)
 
 PYTHON_SFT = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY = PYTHON_SFT.parent / "models" / "tinymath-policy"
@@ -248,26 +248,27 @@ def test_identity_keeps_only_the_effective_batch():
 def test_fake_oom_exits_3(tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(sft.FAULT_ENV, "oom@2")
     code, events = run_inproc(job_file(tiny, tmp_path / "oom"))
-    assert code == sft.EXIT_OOM == 3
-    assert steps(events) == [1] and events[-1]["event"] != "done"  # the fault fires before step 2 is logged
+    assert code == train_job.EXIT_OOM == 3
+    assert steps(events) == [1]  # the fault fires before step 2 is logged
     assert "out of GPU memory" in capsys.readouterr().err
     # The marker a launcher cannot swallow: it says out-of-memory even if the exit code comes back as 1.
-    assert json.loads((tmp_path / "oom" / sft.FAILURE_FILE).read_text())["kind"] == "out_of_memory"
+    assert json.loads((tmp_path / "oom" / train_job.FAILURE_FILE).read_text())["kind"] == "out_of_memory"
+    assert events[-1]["event"] == "error" and events[-1]["retryable"] is True
 
 
 def test_oom_is_recognised_through_the_exception_chain():
     import torch
 
-    assert sft.is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert sft.is_oom(RuntimeError("CUDA error: out of memory"))
+    assert train_job.is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert train_job.is_oom(RuntimeError("CUDA error: out of memory"))
     try:
         try:
             raise torch.OutOfMemoryError("x")
         except Exception as inner:
             raise ValueError("wrapped") from inner
     except ValueError as e:
-        assert sft.is_oom(e)
-    assert not sft.is_oom(RuntimeError("fake crash"))
+        assert train_job.is_oom(e)
+    assert not train_job.is_oom(RuntimeError("fake crash"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -343,8 +344,8 @@ def test_bad_config_or_data_exits_2(name, tiny, tmp_path, capsys):
     cfg, message = bad_case(name, tiny, tmp_path)
     code, events = run_inproc(cfg)
     err = capsys.readouterr().err
-    assert code == sft.EXIT_BAD_INPUT == 2, err
-    assert events == []
+    assert code == train_job.EXIT_BAD_INPUT == 2, err
+    assert [(e["event"], e["retryable"]) for e in events] == [("error", False)] and message in events[0]["message"]
     assert message in err
     assert not (tmp_path / "bad" / "final").exists()
 
@@ -352,13 +353,13 @@ def test_bad_config_or_data_exits_2(name, tiny, tmp_path, capsys):
 def test_launcher_mixed_precision_must_match_the_job(tiny, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` exports from a GPU config
     code, events = run_inproc(job_file(tiny, tmp_path / "mp"))
-    assert code == 2 and events == [] and "mixed_precision: bf16" in capsys.readouterr().err
+    assert code == 2 and [e["event"] for e in events] == ["error"] and "mixed_precision: bf16" in capsys.readouterr().err
 
 
 def test_bad_config_cli_exit_code_and_stderr(tiny, tmp_path):
     cfg, message = bad_case("line without completion", tiny, tmp_path)
     code, lines, err = run_cli(cfg)
-    assert code == 2 and lines == [] and message in err
+    assert code == 2 and [json.loads(line)["event"] for line in lines] == ["error"] and message in err
 
 
 def test_config_defaults(tiny, tmp_path):
@@ -383,17 +384,17 @@ def test_incomplete_checkpoint_is_skipped(tmp_path):
     (ck / "checkpoint-2" / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
     (ck / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
     (ck / "checkpoint-6" / "trainer_state.json").write_text('{"global_st')  # crashed mid-save
-    assert sft.find_resume_checkpoint(ck) == str(ck / "checkpoint-4")
+    assert train_job.find_resume_checkpoint(ck, print) == str(ck / "checkpoint-4")
     assert not (ck / "checkpoint-6").exists()
-    assert sft.find_resume_checkpoint(tmp_path / "none") is None
+    assert train_job.find_resume_checkpoint(tmp_path / "none", print) is None
 
 
 def test_fault_hook_spec():
-    assert sft.parse_fault(None) is None
-    assert sft.parse_fault("oom@7") == ("oom", 7, False)
-    assert sft.parse_fault("crash@3:once") == ("crash", 3, True)
-    with pytest.raises(sft.BadInput):
-        sft.parse_fault("segfault@3")
+    assert train_job.parse_fault(None) is None
+    assert train_job.parse_fault("oom@7") == ("oom", 7, False)
+    assert train_job.parse_fault("crash@3:once") == ("crash", 3, True)
+    with pytest.raises(train_job.BadInput, match="SOME_ENV='segfault@3'"):
+        train_job.parse_fault("segfault@3", "SOME_ENV")
 
 
 # --------------------------------------------------------------------------------------------------

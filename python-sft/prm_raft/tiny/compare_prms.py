@@ -58,6 +58,7 @@ import torch  # noqa: E402
 from prm_raft import prm_train  # noqa: E402
 from prm_raft.prm_format import PrmFormat  # noqa: E402
 from prm_raft.prm_train import BadConfig, emit  # noqa: E402
+from prm_raft.train_job import replace_dir_atomically  # noqa: E402
 from prm_raft.tiny.tinymath import final_answer, load_jsonl, to_jsonl, write_atomic  # noqa: E402
 from prm_raft.tiny.labels import Reference, same_answer, split_steps, step_labels  # noqa: E402
 from prm_raft.tiny.train_prm import SAMPLE_MAX_TOKENS, majority_correct, pick_correct, sample_policy  # noqa: E402
@@ -244,7 +245,7 @@ def train_config(spec: Spec, train_file: Path, policy: Path, output_dir: Path, a
 
 def model_key(cfg: dict[str, Any], policy_sha: str) -> str:
     """What determines the weights: the settings, the training data and the policy's content (not their paths)."""
-    settings = {k: v for k, v in cfg.items() if k not in ("base", "train_file", "output_dir", "threads", "log_every", "save_every", "format")}
+    settings = {k: v for k, v in cfg.items() if k not in ("base", "train_file", "output_dir", "threads", "log_every", "save_steps", "gradient_checkpointing", "format")}
     return _hash({**settings, "format": cfg["format"].to_dict(), "train_sha256": prm_train.sha256_file(cfg["train_file"]), "policy": policy_sha})
 
 
@@ -264,7 +265,7 @@ def train_model(spec: Spec, train_file: Path, policy: Path, policy_sha: str, out
     prm_train.train(cfg)
     seconds = round(time.monotonic() - t0, 1)
     (stage / KEY_FILE).write_text(json.dumps({"key": key, "export": str(spec.export), "kind": spec.kind}, indent=2) + "\n")
-    prm_train._replace_dir_atomically(stage, final)
+    replace_dir_atomically(stage, final)
     return final, key, seconds
 
 

@@ -53,6 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from prm_raft import prm_train  # noqa: E402
+from prm_raft.train_job import replace_dir_atomically  # noqa: E402
 from prm_raft.tiny.tinymath import final_answer, load_jsonl, write_atomic  # noqa: E402
 from prm_raft.tiny.labels import Equation, Reference, outcome_label, split_steps, step_labels  # noqa: E402
 
@@ -737,7 +738,7 @@ def run(args: argparse.Namespace) -> Path:
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
-            train_seconds=metrics["train_seconds"],
+            train_seconds=round(metrics["train_runtime"], 1),
             threads=args.threads,
             total_seconds=total_seconds,
             provenance=provenance,
@@ -757,7 +758,7 @@ def run(args: argparse.Namespace) -> Path:
             + "\n",
             encoding="utf-8",
         )
-        prm_train._replace_dir_atomically(stage, out)
+        replace_dir_atomically(stage, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(stage, ignore_errors=True)
