@@ -1,12 +1,13 @@
 """PRM format, training, scoring server and exact tinymath labels, on tiny models (CPU, a few seconds of training).
 
 The PRM server under test runs in a subprocess started at the top of the module (it imports transformers while
-the in-process tests run); an ORM server runs in-process on a thread.
+the in-process tests run); an ORM server and an out-of-memory one run in-process, on uvicorn threads.
 """
 
 from __future__ import annotations
 
 import io
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from prm_raft import prm_format, prm_server, prm_train  # noqa: E402
+from prm_raft import prm_format, prm_server, prm_train, serving  # noqa: E402
 from prm_raft.prm_format import PrmFormat, build_prm_input, ensure_tag_token, label_token_ids, tag_token_id  # noqa: E402
 from prm_raft.tiny.labels import Reference, labels_for_record, outcome_label, step_labels  # noqa: E402
 
@@ -364,8 +365,26 @@ def test_progress_and_done_events(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------------
-# scoring: in-process scorer, ORM server on a thread
+# scoring: in-process scorer, servers on threads
 # --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def served_on_a_thread(app):
+    """`app` on uvicorn as the server runs it (serving.uvicorn_server), on a free port, until the block ends."""
+    server = serving.uvicorn_server(app, "prm_server", serving.DEFAULT_MAX_BODY_BYTES, serving.DEFAULT_RECEIVE_TIMEOUT)
+    sock = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the in-process server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def direct_probs(model_dir: Path, question: str, steps: list[str]) -> list[float]:
@@ -385,17 +404,14 @@ def direct_probs(model_dir: Path, question: str, steps: list[str]) -> list[float
 @pytest.fixture(scope="module")
 def orm_server(workdir):
     out, _ = train_tiny(workdir, "orm", good_bad_rows(), kind="orm", max_steps=10)
-    srv = prm_server.PrmServer(("127.0.0.1", 0), "tiny-orm")
-    srv.scorer = prm_server.PrmScorer(out)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv, f"http://127.0.0.1:{srv.server_address[1]}", out
-    srv.shutdown()
-    srv.server_close()
+    app = prm_server.create_app("tiny-orm")
+    app.state.model = prm_server.PrmScorer(out)
+    with served_on_a_thread(app) as url:
+        yield app.state.model, url, out
 
 
 def test_orm_returns_one_score_per_item(orm_server):
-    srv, url, out = orm_server
+    _, url, out = orm_server
     items = [{"id": "a", "question": "q1", "steps": ["good", "bad", "good"]}, {"id": "b", "question": "q2", "steps": ["bad"]}]
     status, body = http("POST", url + "/v1/score", {"model": "tiny-orm", "items": items})
     assert status == 200 and [s["id"] for s in body["scores"]] == ["a", "b"]
@@ -404,10 +420,10 @@ def test_orm_returns_one_score_per_item(orm_server):
     assert body["scores"][0]["step_scores"][0] == pytest.approx(direct_probs(out, "q1", ["good\nbad\ngood"])[0], abs=1e-6)
 
 
-def test_one_forward_pass_per_request(orm_server, monkeypatch):
-    srv, url, _ = orm_server
+def test_a_request_under_the_token_budget_takes_one_forward_pass(orm_server, monkeypatch):
+    scorer, url, _ = orm_server
     calls = []
-    model = srv.scorer.model
+    model = scorer.model
     orig = model.base_model.forward
     monkeypatch.setattr(model.base_model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape) or orig(*a, **k))
     items = [{"id": str(i), "question": "q" * (i + 1), "steps": ["good"] * (i + 1)} for i in range(5)]
@@ -427,6 +443,77 @@ def test_regression_scores_are_sigmoids_in_range(tmp_path):
     with torch.no_grad():
         direct = torch.sigmoid(model(input_ids=torch.tensor([ids])).logits[0, pos, 0]).tolist()
     assert [s1, s2] == pytest.approx(direct, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "lengths,budget",
+    [([5, 9, 3, 9, 1, 7], 20), ([4] * 10, 16), ([50, 3, 2], 10), ([1], 1), ([7, 7, 7], 1000)],
+)
+def test_batches_are_longest_first_under_the_budget_and_cover_every_item_once(lengths, budget):
+    batches = prm_server.plan_batches(lengths, budget)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= budget  # an item over the budget goes alone
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(lengths, reverse=True)
+    assert len(prm_server.plan_batches([10] * 8, 40)) == 2  # full batches, not one item each
+
+
+def test_forward_passes_keep_to_the_budget_and_answers_keep_request_order(ar_model, monkeypatch):
+    scorer = prm_server.PrmScorer(ar_model)
+    items = [(f"question {i}", ["good", "bad"] * (1 + i % 3)) for i in range(7)]
+    budget = 2 * max(len(scorer.encode(q, steps).input_ids) for q, steps in items)  # two long items a pass
+    scorer.max_batch_tokens = budget
+    alone = [scorer.score([it])[0] for it in items]
+    shapes = []
+    orig = scorer.model.base_model.forward
+    monkeypatch.setattr(scorer.model.base_model, "forward", lambda *a, **k: shapes.append(tuple(k["input_ids"].shape)) or orig(*a, **k))
+    together = scorer.score(items)
+    assert 1 < len(shapes) < len(items) and all(rows * width <= budget for rows, width in shapes)
+    assert sum(rows for rows, _ in shapes) == len(items)
+    for got, want in zip(together, alone):
+        assert got == pytest.approx(want, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def oom_server(ar_model):
+    """A PRM server whose forward passes over 120 padded tokens fail as CUDA out-of-memory (the test hook)."""
+    app = prm_server.create_app("tiny-prm")
+    app.state.model = prm_server.PrmScorer(ar_model, fake_oom_above_tokens=120)
+    with served_on_a_thread(app) as url:
+        yield url
+
+
+def test_out_of_memory_answers_507_asking_to_split(oom_server):
+    items = [{"id": f"i{k}", "question": "q", "steps": ["good", "bad", "good"]} for k in range(8)]
+    status, body = http("POST", oom_server + "/v1/score", {"model": "tiny-prm", "items": items})
+    assert status == prm_server.OUT_OF_MEMORY == 507 and body["error"]["code"] == 507
+    assert "too large for one forward pass, split the request" in body["error"]["message"]
+    status, body = http("POST", oom_server + "/v1/score", {"model": "tiny-prm", "items": items[:2]})
+    assert status == 200 and [s["id"] for s in body["scores"]] == ["i0", "i1"]  # the server still serves
+
+
+def test_one_item_too_large_alone_is_named_with_its_token_count(oom_server, ar_model):
+    from transformers import AutoTokenizer
+
+    item = {"id": "long/1", "question": "q" * 30, "steps": ["good"] * 12}
+    tokens = len(build_prm_input(AutoTokenizer.from_pretrained(ar_model), item["question"], item["steps"]).input_ids)
+    assert 120 < tokens <= 128  # over the fake memory, within the model's limit
+    status, body = http("POST", oom_server + "/v1/score", {"model": "tiny-prm", "items": [item]})
+    assert status == 507 and f"item 'long/1' ({tokens} tokens)" in body["error"]["message"]
+
+
+def test_fault_hook_device_and_dtype_are_validated():
+    assert prm_server.parse_fault(None) is None and prm_server.parse_fault("oom-above-tokens:512") == 512
+    with pytest.raises(prm_format.FormatError, match="oom-above-tokens:N"):
+        prm_server.parse_fault("oom@3")
+    cpu = prm_server.resolve_device("cpu")
+    assert prm_server.resolve_dtype("auto", cpu) == torch.float32 and prm_server.resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    assert prm_server.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(prm_format.FormatError, match="expected auto, cpu, cuda or cuda:N"):
+        prm_server.resolve_device("gpu")
+    with pytest.raises(prm_format.FormatError, match="no such CUDA device"):
+        prm_server.resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -474,14 +561,17 @@ def test_server_health_and_models(server):
         (b"{not json", 400, "not valid JSON"),
         ([1, 2], 400, "JSON object"),
         ({"model": "other", "items": ITEMS}, 404, "does not exist"),
-        ({"model": 3, "items": ITEMS}, 400, "'model' must be a string"),
-        ({"model": "tiny-prm", "items": {}}, 400, "'items' must be a list"),
-        ({"model": "tiny-prm", "items": []}, 400, "'items' is empty"),
-        ({"model": "tiny-prm", "items": [{"id": 1, "question": "q", "steps": ["a"]}]}, 400, "id must be a string"),
-        ({"model": "tiny-prm", "items": [{"id": "x", "question": None, "steps": ["a"]}]}, 400, "'question' must be a string"),
-        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": "a"}]}, 400, "'steps' must be a list of strings"),
-        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": [1]}]}, 400, "'steps' must be a list of strings"),
-        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": []}]}, 400, "'steps' is empty"),
+        ({"model": 3, "items": ITEMS}, 400, "'model': Input should be a valid string"),
+        ({"model": "tiny-prm", "items": {}}, 400, "'items': Input should be a valid list"),
+        ({"model": "tiny-prm", "items": []}, 400, "'items': List should have at least 1 item"),
+        ({"model": "tiny-prm", "items": [{"id": 1, "question": "q", "steps": ["a"]}]}, 400, "'items[0].id': Input should be a valid string"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": None, "steps": ["a"]}]}, 400, "'items[0].question': Input should be a valid string"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": "a"}]}, 400, "'items[0].steps': Input should be a valid list"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": [1]}]}, 400, "'items[0].steps[0]': Input should be a valid string"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": []}]}, 400, "'items[0].steps': List should have at least 1 item"),
+        ({"model": "tiny-prm", "items": [{"id": "x", "question": "q", "steps": ["a"], "label": 1}]}, 400, "'items[0].label': Extra inputs are not permitted"),
+        ({"model": "tiny-prm", "items": ITEMS, "n": 1}, 400, "'n': Extra inputs are not permitted"),
+        ({"model": "tiny-prm", "items": ITEMS * 400}, 400, "at most 1024 items per request (--max-items)"),
         ({"model": "tiny-prm", "items": [{"id": "x", "question": "q" * 200, "steps": ["a"]}]}, 400, "the limit is 128 tokens"),
     ],
 )
@@ -490,21 +580,26 @@ def test_server_rejects_bad_requests(server, payload, status, needle):
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     got, body = http("POST", server.url + "/v1/score", raw=raw)
     assert got == status and needle in body["error"]["message"], body
+    if needle.startswith("'"):  # a field's error also says what a request looks like
+        assert "A score request is" in body["error"]["message"]
 
 
 def test_server_unknown_path_and_method(server):
     server.wait_ready()
     assert http("GET", server.url + "/v1/nope")[0] == 404
     status, body = http("GET", server.url + "/v1/score")
-    assert status == 405 and "not allowed" in body["error"]["message"]
+    assert status == 405 and "not allowed" in body["error"]["message"] and "use POST" in body["error"]["message"]
 
 
 def test_server_logs_one_line_per_request(server):
     server.wait_ready()
     http("POST", server.url + "/v1/score", {"model": "tiny-prm", "items": ITEMS[:1]})
-    time.sleep(0.2)
-    lines = [l for l in server.log.read_text().splitlines() if l.startswith("prm_server 127.0.0.1 POST /v1/score 200")]
-    assert lines and "items=1 tags=3" in lines[-1]
+    deadline = time.monotonic() + 30
+    while not (lines := [l for l in server.log.read_text().splitlines() if l.startswith("prm_server 127.0.0.1 POST /v1/score 200")]):
+        assert time.monotonic() < deadline, server.log.read_text()
+        time.sleep(0.05)
+    assert "items=1 tags=3" in lines[-1]
+    assert "ready: model 'tiny-prm' (autoregressive, max 128 tokens) on cpu in float32" in server.log.read_text()
 
 
 def test_a_crashed_job_resumes_exactly_from_the_trainers_checkpoint(tmp_path, monkeypatch):
@@ -644,9 +739,9 @@ def test_every_reference_solution_labels_all_ones_and_every_corruption_has_a_wro
 def test_chunked_request_body(orm_server):
     import http.client
 
-    srv, url, _ = orm_server
+    _, url, _ = orm_server
     body = json.dumps({"model": "tiny-orm", "items": [{"id": "a", "question": "q", "steps": ["good"]}]}).encode()
-    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=30)
     conn.request("POST", "/v1/score", body=iter([body[:10], body[10:]]), headers={"Content-Type": "application/json"}, encode_chunked=True)
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read())["scores"][0]["id"] == "a"
