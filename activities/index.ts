@@ -11,6 +11,7 @@ import { sampleShard } from './sample-shard.js';
 import { scoreShard } from './score-shard.js';
 import { selectResponses } from './select-responses.js';
 import { createServingActivities } from './serve-policy.js';
+import { exportPrmTrainingData, runPrmTraining } from './train-prm.js';
 import { writeComparisonReportFiles } from './write-comparison-report.js';
 import { mergeShardResults, writeRunSummary } from './write-results.js';
 
@@ -36,6 +37,8 @@ export function createActivities(deps: ActivityDeps) {
     labelShard,
     writeComparisonReportFiles,
     bestOfNTables,
+    exportPrmTrainingData,
+    runPrmTraining,
     ...createServingActivities(deps.workerQueue),
   };
 }

@@ -1,5 +1,5 @@
-// Stages: serve a checkpoint for evaluation (gpu queue) and stop it again (on the same worker's own queue). A
-// server holds this worker's GPU lease from its start until it is stopped.
+// Stages: serve a checkpoint (gpu queue) — a policy for evaluation, or a PRM an iteration trained for its scoring —
+// and stop it again (on the same worker's own queue). A server holds this worker's GPU lease until it is stopped.
 import { Context } from '@temporalio/activity';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -19,27 +19,34 @@ export interface StartPolicyServerInput {
   storeRoot: string;
 }
 
+type Role = 'policy' | 'PRM';
+
 export function createServingActivities(stopQueue: string) {
-  return {
-    async startPolicyServer(input: StartPolicyServerInput): Promise<ServedPolicy> {
-      return withFailureClasses(async () => {
-        const ctx = Context.current();
-        const what = `policy server for ${input.checkpoint}`;
-        await gpuLease.acquire(what, {
-          signal: ctx.cancellationSignal,
-          onWait: (holder) => ctx.heartbeat({ waitingFor: `the GPU, held by ${holder.what}` }),
-        });
-        try {
-          const port = await freePort();
-          const pid = await launchServer(what, port, input, ctx);
-          gpuLease.handOver(pid);
-          return { model: input.model, baseUrl: `http://${input.serving.host}:${port}/v1`, pid, stopQueue };
-        } catch (err) {
-          gpuLease.release();
-          throw err;
-        }
+  async function startServer(role: Role, input: StartPolicyServerInput): Promise<ServedPolicy> {
+    return withFailureClasses(async () => {
+      const ctx = Context.current();
+      const what = `${role} server for ${input.checkpoint}`;
+      await gpuLease.acquire(what, {
+        signal: ctx.cancellationSignal,
+        onWait: (holder) => ctx.heartbeat({ waitingFor: `the GPU, held by ${holder.what}` }),
       });
-    },
+      try {
+        const port = await freePort();
+        const pid = await launchServer(what, role, port, input, ctx);
+        gpuLease.handOver(pid);
+        // The policy speaks the OpenAI API under /v1; the PRM client adds its own /v1/score.
+        const baseUrl = `http://${input.serving.host}:${port}${role === 'policy' ? '/v1' : ''}`;
+        return { model: input.model, baseUrl, pid, stopQueue };
+      } catch (err) {
+        gpuLease.release();
+        throw err;
+      }
+    });
+  }
+
+  return {
+    startPolicyServer: (input: StartPolicyServerInput) => startServer('policy', input),
+    startPrmServer: (input: StartPolicyServerInput) => startServer('PRM', input),
 
     async stopPolicyServer(input: { pid: number }): Promise<void> {
       await stopBackground(input.pid);
@@ -49,10 +56,10 @@ export function createServingActivities(stopQueue: string) {
 }
 
 /** Starts the configured server command on `port` and waits for its /health; a failed start leaves no process. */
-async function launchServer(what: string, port: number, input: StartPolicyServerInput, ctx: Context): Promise<number> {
+async function launchServer(what: string, role: Role, port: number, input: StartPolicyServerInput, ctx: Context): Promise<number> {
   const logDir = resolve(input.storeRoot, 'logs');
   await mkdir(logDir, { recursive: true });
-  const logPath = join(logDir, `policy-server-${port}.log`);
+  const logPath = join(logDir, `${role.toLowerCase()}-server-${port}.log`);
   const [file, ...args] = fillCommand(input.serving.command, {
     python: input.python,
     checkpoint: resolve(input.checkpoint),

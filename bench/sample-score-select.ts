@@ -15,7 +15,7 @@ import { PolicyClient } from '../clients/policy.js';
 import { PrmClient } from '../clients/prm.js';
 import { Config } from '../core/config.js';
 import { planShards } from '../core/evaluation.js';
-import { raftIterationInputFromConfig } from '../core/raft.js';
+import { isPrmToServe, raftIterationInputFromConfig } from '../core/raft.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { PYTHON, startStubServers, writeBenchProblems } from './harness.js';
 import { peakRss } from './measure.js';
@@ -43,8 +43,9 @@ async function main() {
       grader: { workers: 1 },
     });
     const input = raftIterationInputFromConfig(config);
-    // The config above has a prm section and the default selection.mode prm, so the input has it too.
-    const prmEndpoint = input.prm!;
+    // The config above reaches its PRM at a URL, with the default selection.mode prm.
+    const prmEndpoint = input.prm;
+    if (!prmEndpoint || isPrmToServe(prmEndpoint)) throw new Error('the bench config must reach its PRM at a URL');
 
     // The stubs alone: the same requests the pipeline makes, with the same concurrency, and nothing else.
     const policy = new PolicyClient(input.policy);

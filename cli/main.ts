@@ -27,8 +27,9 @@ usage:
                                              zero-shot CoT evaluation of a policy, with live progress
   prm-raft iterate --config F [--policy CHECKPOINT_DIR] [--json] [--detach]
                                              one RAFT iteration: sample, PRM-score, select, SFT, evaluate
-  prm-raft compare --config F [--policy CHECKPOINT_DIR] [--json] [--detach]
-                                             one RAFT iteration per reward model from one sampling stage: Table 1
+  prm-raft compare --config F [--policy CHECKPOINT_DIR] [--labels RUN] [--json] [--detach]
+                                             one RAFT iteration per reward model from one sampling stage: Table 1;
+                                             reward models with \`train\` are trained first (from RUN, or labeling)
   prm-raft report RUN [--config F]           rebuild a comparison's or best-of-N run's HTML report from its artifacts
   prm-raft resume RUN [--config F]           start a failed run again; finished stages are skipped
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
@@ -48,6 +49,8 @@ usage:
                [--threshold T] [--json]
                                              a live PRM against step-labelled solutions: first-error accuracy and F1,
                                              with a threshold sweep
+  prm-raft prm train --config F --labels RUN --kind hard|soft|er [--eta ETA] [--json] [--detach]
+                                             train a PRM (prmTraining) on a finished labeling run's labels
   prm-raft prm eval --benchmark processbench|tinymath [--data PATH] --scores FILE.jsonl [--threshold T] [--json]
                                              the same from step scores computed elsewhere
   prm-raft data prepare [--out DIR] [--raw DIR]

@@ -3,6 +3,7 @@ import type { BestOfNResult } from '../core/best-of-n.js';
 import type { ComparisonResult } from '../core/comparison.js';
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import type { LabelRunSummary } from '../core/labeling.js';
+import type { PrmTrainingResult } from '../core/prm-training.js';
 import type { RaftIterationResult } from '../core/raft.js';
 import { accuracyStandardError, formatAccuracy, formatChange, pairedChange, percentText, signedPointsText, withinNoise } from '../core/stats.js';
 import { bestOfNMarkdown, comparisonMarkdown } from '../report/markdown.js';
@@ -101,10 +102,22 @@ export function formatComparison(r: ComparisonResult): string {
 }
 
 /** The right report for whichever workflow finished. */
+function formatPrmTraining(r: PrmTrainingResult): string {
+  const p = r.provenance;
+  const labels = p.labels === 'er' ? `ER(η = ${p.eta})` : p.labels;
+  const loss = r.lossFirst !== null && r.lossLast !== null ? `, loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}` : '';
+  return (
+    `PRM      ${r.checkpoint}${r.cached ? ' (trained before: reused)' : ''}\n` +
+    `from     ${labels} labels of ${p.trainingData.count} solutions (${p.labelRunDir}), fine-tuned from ${p.base}\n` +
+    `training ${r.steps} steps${loss}; provenance.json beside the weights\n`
+  );
+}
+
 export function formatResult(type: string, result: unknown): string {
   if (type === 'raftIteration') return formatIteration(result as RaftIterationResult);
   if (type === 'comparePrms') return formatComparison(result as ComparisonResult);
   if (type === 'labelPrmData') return formatLabeling(result as LabelRunSummary);
   if (type === 'bestOfN') return formatBestOfN(result as BestOfNResult);
+  if (type === 'trainPrm') return formatPrmTraining(result as PrmTrainingResult);
   return formatAccuracyTable(result as EvaluationSummary);
 }

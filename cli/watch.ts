@@ -6,7 +6,7 @@ import { CompareProgress } from '../core/comparison.js';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
 import { LabelHeartbeat, LabelProgress } from '../core/labeling.js';
 import { RaftProgress } from '../core/raft.js';
-import type { SftHeartbeat } from '../activities/run-sft.js';
+import type { TrainingHeartbeat } from '../activities/training-job.js';
 
 export type WatchOutcome = { kind: 'done'; type: string; result: unknown } | { kind: 'detached' };
 
@@ -72,6 +72,10 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `${c.stage}: ${c.shardsSampled}/${c.shardsTotal} shards sampled`, done: c.shardsSampled, total: c.shardsTotal };
   }
   if (type === 'bestOfN') return bestOfNLine(handle);
+  if (type === 'trainPrm') {
+    const { stage } = (await handle.query('progress')) as { stage: string };
+    return stage === 'training' ? trainingLine(handle, 'PRM training job') : { line: `${stage}: the labels to a training set`, done: 0, total: 0 };
+  }
   const p = RaftProgress.parse(await handle.query('progress'));
   if (p.stage === 'sampling' || p.stage === 'preparing') {
     const shardPrompts = p.shardsTotal > 0 ? p.promptsTotal / p.shardsTotal : 0;
@@ -80,18 +84,21 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     const total = (p.scoring ? 2 : 1) * p.promptsTotal;
     return { line: `${p.stage}: ${p.shardsSampled}/${p.shardsTotal} shards sampled${p.scoring ? `, ${p.shardsScored} scored` : ''}`, done, total };
   }
-  if (p.stage === 'training') {
-    const beat = (await pendingHeartbeats(handle)).find((b): b is SftHeartbeat => typeof (b as { step?: unknown })?.step === 'number');
-    if (!beat) return { line: 'training: starting the SFT job', done: 0, total: 0 };
-    if (beat.waitingFor) return { line: `training: waiting for ${beat.waitingFor}`, done: 0, total: 0 };
-    return { line: `training: step ${beat.step}/${beat.total}, loss ${beat.loss?.toFixed(3) ?? '?'}`, done: beat.step, total: beat.total };
-  }
+  if (p.stage === 'training') return trainingLine(handle, 'SFT job');
   if (p.stage === 'evaluating') {
     const child = await evaluationCounts(client.workflow.getHandle(`${workflowId}-after`)).catch(() => null);
     if (!child) return { line: 'evaluating: serving the new policy', done: 0, total: 0 };
     return { line: `evaluating the new policy: ${child.done}/${child.total} questions`, done: child.done, total: child.total };
   }
   return { line: p.stage, done: 0, total: 0 };
+}
+
+/** A training job's step and loss from its heartbeat, or what it waits for. */
+async function trainingLine(handle: WorkflowHandle, what: string): Promise<{ line: string; done: number; total: number }> {
+  const beat = (await pendingHeartbeats(handle)).find((b): b is TrainingHeartbeat => typeof (b as { step?: unknown })?.step === 'number');
+  if (!beat) return { line: `training: starting the ${what}`, done: 0, total: 0 };
+  if (beat.waitingFor) return { line: `training: waiting for ${beat.waitingFor}`, done: 0, total: 0 };
+  return { line: `training: step ${beat.step}/${beat.total}, loss ${beat.loss?.toFixed(3) ?? '?'}`, done: beat.step, total: beat.total };
 }
 
 /** Prompts sampled and scored (finished shards plus heartbeats) over prompts × (sampling + each reward model still in). */

@@ -1,7 +1,7 @@
 // Best-of-N statistics of reward models over sampled responses: the paper's Tables 2–10 and figures.
 import { z } from 'zod';
 import { aggregateStepScores, Aggregation } from './aggregate.js';
-import { BestOfNConfig, GraderConfig, MAX_DRAWS, PolicyConfig, resolvePrompt, RewardModelConfig, SamplingConfig, type Config } from './config.js';
+import { BestOfNConfig, GraderConfig, isTrainedRewardModel, MAX_DRAWS, PolicyConfig, resolvePrompt, SamplingConfig, ServedRewardModelConfig, type Config } from './config.js';
 import { BadInputError } from './errors.js';
 import { PromptTemplate } from './prompts.js';
 import { mulberry32 } from './random.js';
@@ -206,7 +206,7 @@ export const BestOfNInput = z.strictObject({
   /** The test problems and how many responses each gets. */
   sampling: SamplingConfig,
   steps: StepSplitConfig,
-  rewardModels: z.array(RewardModelConfig.omit({ localServer: true })).min(1),
+  rewardModels: z.array(ServedRewardModelConfig.omit({ localServer: true })).min(1),
   tables: BestOfNConfig.omit({ sampling: true }),
   grader: GraderConfig,
   python: z.string(),
@@ -220,6 +220,9 @@ export function bestOfNInputFromConfig(config: Config): BestOfNInput {
   const missing: string[] = [];
   if (!config.bestOfN) missing.push('bestOfN (the test problems, responses per problem and the Ns)');
   if (!config.rewardModels) missing.push('rewardModels (the reward models to evaluate)');
+  for (const m of (config.rewardModels ?? []).filter(isTrainedRewardModel)) {
+    missing.push(`baseUrls for reward model "${m.name}" (best-of-N scores with served models; \`prm-raft compare\` trains it and prints its checkpoint, serve that)`);
+  }
   if (missing.length > 0 || !config.bestOfN || !config.rewardModels) {
     throw new Error(`config "${config.name}" cannot run best-of-N; it lacks: ${missing.join('; ')}`);
   }
@@ -231,7 +234,11 @@ export function bestOfNInputFromConfig(config: Config): BestOfNInput {
     prompt: resolvePrompt(config.prompt),
     sampling,
     steps: config.steps,
-    rewardModels: config.rewardModels.map(({ localServer: _r, ...model }) => model),
+    rewardModels: config.rewardModels.flatMap((m) => {
+      if (isTrainedRewardModel(m)) return [];
+      const { localServer: _r, ...model } = m;
+      return [model];
+    }),
     tables,
     grader: config.grader,
     python: config.python,

@@ -1,6 +1,7 @@
 // Comparing policies tuned with different reward models: the paper's Table 1.
 import { z } from 'zod';
-import type { Config } from './config.js';
+import { isTrainedRewardModel, PrmTrainingConfig, TrainedRewardModelConfig, type Config } from './config.js';
+import { LabelPrmDataInput, labelPrmDataInputFromConfig } from './labeling.js';
 import { ArtifactManifest, type DatasetChange, type EvaluationSummary } from './manifests.js';
 import { iterationSettingsFromConfig, PrmEndpoint, RaftIterationInput, type RaftIterationResult } from './raft.js';
 import { accuracyStandardError, pairedChange } from './stats.js';
@@ -55,14 +56,33 @@ export type ComparisonTable = z.infer<typeof ComparisonTable>;
  * selection baselines (oracle, random, majority) are always run beside them, with `selection`'s other settings.
  */
 export const ComparePrmsInput = RaftIterationInput.omit({ prm: true, reuse: true }).extend({
-  rewardModels: z.array(PrmEndpoint.extend({ name: z.string() })).min(1),
+  rewardModels: z.array(z.union([PrmEndpoint.extend({ name: z.string() }), TrainedRewardModelConfig])).min(1),
+  /**
+   * Given when some reward models are trained here: the labeling run they all learn from (a finished one at
+   * `labelRunDir`, or else `labeling`'s, run first) and how each is trained and served.
+   */
+  training: z
+    .strictObject({ labeling: LabelPrmDataInput.optional(), labelRunDir: z.string().optional(), prmTraining: PrmTrainingConfig })
+    .optional(),
 });
 export type ComparePrmsInput = z.infer<typeof ComparePrmsInput>;
 
-export function comparePrmsInputFromConfig(config: Config, policyCheckpoint?: string): ComparePrmsInput {
-  const models = config.rewardModels;
-  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a comparison', models ? [] : ['rewardModels (the reward models to compare)']);
-  return { ...settings, rewardModels: (models ?? []).map(({ localServer: _l, ...rm }) => rm) };
+/** The comparison's input from a config; `labelRunDir` is a finished labeling run for the reward models it trains. */
+export function comparePrmsInputFromConfig(config: Config, policyCheckpoint?: string, labelRunDir?: string): ComparePrmsInput {
+  const models = config.rewardModels ?? [];
+  const trains = models.some(isTrainedRewardModel);
+  const missing = models.length ? [] : ['rewardModels (the reward models to compare)'];
+  if (trains && !config.prmTraining) missing.push('prmTraining (how the reward models with `train` are trained and served)');
+  if (trains && !config.labeling && !labelRunDir) missing.push('labeling (the run the reward models with `train` learn from), or --labels RUN');
+  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a comparison', missing);
+  const rewardModels = models.map((m) => {
+    if (isTrainedRewardModel(m)) return m;
+    const { localServer: _l, ...rm } = m;
+    return rm;
+  });
+  if (!trains || !config.prmTraining) return { ...settings, rewardModels };
+  const source = labelRunDir ? { labelRunDir } : { labeling: labelPrmDataInputFromConfig(config) };
+  return { ...settings, rewardModels, training: { ...source, prmTraining: config.prmTraining } };
 }
 
 /** How each tuned policy's iteration ended (one per reward model and selection baseline): its result, or why it failed. */

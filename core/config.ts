@@ -5,6 +5,7 @@ import { PromptTemplate, PROMPT_PRESETS } from './prompts.js';
 import { Aggregation } from './aggregate.js';
 import { SELECTION_BASELINES, SelectionConfig } from './selection.js';
 import { StepSplitConfig } from './steps.js';
+import { LabelKind } from './labels.js';
 import { unknownPlaceholders } from './command.js';
 
 const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
@@ -179,11 +180,38 @@ export const PrmConfig = z.strictObject({
 });
 export type PrmConfig = z.infer<typeof PrmConfig>;
 
-/** A reward model compared by `prm-raft compare` and `prm-raft bon`. */
-export const RewardModelConfig = PrmConfig.extend({
+/** A reward model compared by `prm-raft compare` and `prm-raft bon`, reached at its `baseUrls`. */
+export const ServedRewardModelConfig = PrmConfig.extend({
   name: safeName,
 });
+
+/**
+ * A reward model `prm-raft compare` trains itself: from the config's labeling run, with the labels of `train`,
+ * by `prmTraining`; served by the iteration that ranks with it, for its scoring stage only.
+ */
+/** Which labels of a labeling run a PRM learns from; ER labels need their η. */
+export const PrmLabels = z
+  .strictObject({ labels: LabelKind, eta: z.number().refine((x) => x !== 0, { error: 'expected a non-zero eta' }).optional() })
+  .superRefine((t, ctx) => {
+    if (t.labels === 'er' && t.eta === undefined) ctx.addIssue({ code: 'custom', message: 'ER labels need eta (the paper uses 2)', path: ['eta'] });
+    if (t.labels !== 'er' && t.eta !== undefined) ctx.addIssue({ code: 'custom', message: `eta applies to er labels only, not ${t.labels}`, path: ['eta'] });
+  });
+export type PrmLabels = z.infer<typeof PrmLabels>;
+
+export const TrainedRewardModelConfig = PrmConfig.omit({ baseUrls: true, localServer: true, kind: true, model: true }).extend({
+  name: safeName,
+  train: PrmLabels,
+});
+
+export const RewardModelConfig = z.union([ServedRewardModelConfig, TrainedRewardModelConfig]);
 export type RewardModelConfig = z.infer<typeof RewardModelConfig>;
+export type ServedRewardModelConfig = z.infer<typeof ServedRewardModelConfig>;
+export type TrainedRewardModelConfig = z.infer<typeof TrainedRewardModelConfig>;
+
+export function isTrainedRewardModel(m: RewardModelConfig): m is TrainedRewardModelConfig {
+  return 'train' in m;
+}
+
 
 /** Best-of-N's random N-subsets per N: its work grows with draws × problems × Ns, and past a few thousand the mean no longer moves. */
 export const MAX_DRAWS = 10_000;
@@ -246,6 +274,42 @@ export const ServingConfig = z.strictObject({
 });
 export type ServingConfig = z.infer<typeof ServingConfig>;
 
+/** PRM training (`prm-raft prm train`, and the reward models `compare` trains): prm_train's job settings. */
+export const PrmTrainingConfig = z.strictObject({
+  /**
+   * The job's command; `{python}`, `{config}` and `{output_dir}` are filled in. On GPUs
+   * `[accelerate, launch, --config_file, python-sft/accelerate/multi-gpu-zero3.yaml, -m, prm_raft.prm_train, --config, "{config}"]`.
+   */
+  command: commandTemplate(['python', 'config', 'output_dir']).default(['{python}', '-m', 'prm_raft.prm_train', '--config', '{config}']),
+  /** The checkpoint every PRM is fine-tuned from (the paper: the policy's base model). */
+  base: nonEmpty,
+  /** `autoregressive`: the paper's 2-way softmax at each step tag; `regression`: a scalar head. */
+  kind: z.enum(['autoregressive', 'regression']).default('autoregressive'),
+  epochs: positiveInt.default(1),
+  /** 0: run `epochs`; otherwise this many optimizer steps. */
+  maxSteps: nonNegativeInt.default(0),
+  learningRate: z.number().positive().default(1e-5),
+  batchSize: positiveInt.default(8),
+  warmupSteps: nonNegativeInt.default(0),
+  weightDecay: z.number().min(0).default(0),
+  maxLength: positiveInt.optional(),
+  seed: nonNegativeInt.default(0),
+  /** The within-question recipe of the shipped tiny PRM (python-sft/prm_raft/prm_train.py says what each does). */
+  stepLogprobFeature: z.boolean().default(false),
+  lmLossWeight: z.number().min(0).default(0),
+  pairwiseLossWeight: z.number().min(0).default(0),
+  /** Torch CPU threads of the job; the library's choice when omitted. */
+  threads: positiveInt.optional(),
+  /** Attempts for crashes (each resumes from the job's own saved state). */
+  maxAttempts: positiveInt.default(3),
+  timeoutHours: z.number().positive().default(48),
+  /** How a trained PRM is served while an iteration scores with it; `{python}`, `{checkpoint}`, `{model}`, `{port}`. */
+  serving: ServingConfig.extend({
+    command: ServingConfig.shape.command.removeDefault().default(['{python}', '-m', 'prm_raft.prm_server', '--model', '{checkpoint}', '--served-model-name', '{model}', '--host', '127.0.0.1', '--port', '{port}']),
+  }).prefault({}),
+});
+export type PrmTrainingConfig = z.infer<typeof PrmTrainingConfig>;
+
 export const GraderConfig = z.strictObject({
   workers: positiveInt.default(2),
   timeoutSeconds: positiveInt.default(600),
@@ -290,6 +354,8 @@ export const Config = z.strictObject({
   bestOfN: BestOfNConfig.optional(),
   /** ER-PRM labeling (`prm-raft label`). */
   labeling: LabelingConfig.optional(),
+  /** PRM training from a labeling run (`prm-raft prm train`; reward models with `train`). */
+  prmTraining: PrmTrainingConfig.optional(),
   steps: StepSplitConfig.prefault({ by: 'newline' }),
   prm: PrmConfig.optional(),
   selection: SelectionConfig.prefault({}),

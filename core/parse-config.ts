@@ -33,6 +33,11 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((k) => `${issue.path.length ? `${path}.` : ''}${k}: unknown key`);
     }
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      // The alternative the value came closest to says what to fix (for a reward model: served or trained).
+      const closest = issue.errors.reduce((a, b) => (b.length < a.length ? b : a));
+      return formatIssues(closest.map((i) => ({ ...i, path: [...issue.path, ...i.path] })));
+    }
     if (issue.code === 'invalid_type' && issue.input === undefined) return [`${path}: required`];
     // A custom check's message already says what is wrong with the whole value.
     const got = issue.code !== 'custom' && issue.input !== undefined ? `, got ${describe(issue.input)}` : '';

@@ -24,6 +24,17 @@ export type SampleShardResult = z.infer<typeof SampleShardResult>;
 export const PrmEndpoint = PrmConfig.omit({ localServer: true });
 export type PrmEndpoint = z.infer<typeof PrmEndpoint>;
 
+/** A reward model the iteration serves itself from a checkpoint, for its scoring stage only (one `compare` trained). */
+export const PrmToServe = PrmEndpoint.omit({ baseUrls: true }).extend({ checkpoint: z.string(), serving: ServingConfig });
+export type PrmToServe = z.infer<typeof PrmToServe>;
+
+export const IterationPrm = z.union([PrmEndpoint, PrmToServe]);
+export type IterationPrm = z.infer<typeof IterationPrm>;
+
+export function isPrmToServe(prm: IterationPrm): prm is PrmToServe {
+  return 'checkpoint' in prm;
+}
+
 /** Why an iteration in prm mode cannot run: the one message for the config check and the workflow's own guard. */
 export const PRM_REQUIRED =
   'prm (the reward model that selection.mode prm ranks responses by — or set selection.mode to oracle, random or majority, which need none)';
@@ -38,7 +49,7 @@ export const RaftIterationInput = z.strictObject({
   sampling: SamplingConfig,
   steps: StepSplitConfig,
   /** The reward model; given exactly when `selection.mode` is `prm` (see raftIterationInputFromConfig). */
-  prm: PrmEndpoint.optional(),
+  prm: IterationPrm.optional(),
   selection: SelectionConfig,
   sft: SftConfig,
   serving: ServingConfig,

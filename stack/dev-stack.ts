@@ -1,7 +1,7 @@
 // The embedded stack on this machine: Temporal dev server, local model servers, a worker — started, checked, stopped.
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Config, PrmConfig } from '../core/config.js';
+import { isTrainedRewardModel, type Config, type PrmConfig } from '../core/config.js';
 import { exists, writeFileAtomic } from '../store/files.js';
 import { isAlive, startBackground, stopBackground } from '../clients/process.js';
 import { connectClient } from './temporal-connection.js';
@@ -61,6 +61,7 @@ export function stackParts(config: Config, configPath: string): StackPart[] {
   if (config.prm?.localServer) parts.push(rewardServerPart('prm', config.prm, config.prm.localServer, config.python));
   // The reward models compared by bon and compare: one server each, unless the prm part already serves it.
   for (const model of config.rewardModels ?? []) {
+    if (isTrainedRewardModel(model)) continue; // served by the iteration that ranks with it
     const local = model.localServer;
     const same = config.prm?.localServer;
     if (!local || (same && same.port === local.port && resolve(same.checkpoint) === resolve(local.checkpoint))) continue;

@@ -4,3 +4,4 @@ export { raftIteration, raftProgressQuery } from './raft-iteration.js';
 export { labelPrmData, labelProgressQuery } from './label-prm-data.js';
 export { bestOfN, bestOfNProgressQuery } from './best-of-n.js';
 export { comparePrms, compareProgressQuery } from './compare-prms.js';
+export { trainPrm, trainPrmProgressQuery } from './train-prm.js';

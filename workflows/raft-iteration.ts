@@ -20,7 +20,7 @@ import { shardJobs } from './shard-plan.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
-import { PRM_REQUIRED, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult } from '../core/raft.js';
+import { isPrmToServe, PRM_REQUIRED, type PrmEndpoint, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult } from '../core/raft.js';
 import { meanSelectedScore } from '../core/selection.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { evaluatePolicy } from './evaluate-policy.js';
@@ -100,32 +100,35 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
   setHandler(raftProgressQuery, () => progress);
 
   type Shard = SelectResponsesInput['shards'][number];
-  /** Checks the reward model and returns what scores one samples shard, or null when the mode needs no scores. */
-  const checkScorer = async (): Promise<((samples: SampleShardResult) => Promise<Shard>) | null> => {
-    if (!prm) return null;
-    const { fingerprint: prmFingerprint } = await quick.checkPrm({ prm });
+  /** Checks the reward model and returns what scores one samples shard, or null when there is none to call. */
+  const checkScorer = async (endpoint: PrmEndpoint | undefined): Promise<((samples: SampleShardResult) => Promise<Shard>) | null> => {
+    if (!endpoint) return null;
+    const { fingerprint: prmFingerprint } = await quick.checkPrm({ prm: endpoint });
     return async (samples) => {
-      const scores = await shards.scoreShard({ prm, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
+      const scores = await shards.scoreShard({ prm: endpoint, steps: input.steps, storeRoot: input.storeRoot, prmFingerprint, samples });
       progress.shardsScored += 1;
       return { samples, scores };
     };
   };
+  // A reward model reached at its URLs scores each shard as it is sampled. One the iteration serves itself scores
+  // after sampling, on a server of its own: on one GPU it cannot run beside the policy server.
+  const reachable = prm && !isPrmToServe(prm) ? prm : undefined;
   let sampling: Shard[];
   let before: EvaluationSummary;
   if (input.reuse) {
     // A comparison sampled and evaluated the input policy once for every iteration: only scoring (prm mode) is ours.
     const { samples, before: reused } = input.reuse;
-    const score = await checkScorer();
     progress.stage = 'sampling';
     progress.shardsTotal = samples.length;
     progress.shardsSampled = samples.length;
     progress.promptsTotal = samples.reduce((n, s) => n + s.prompts, 0);
+    const score = await checkScorer(reachable);
     sampling = score ? await runSlidingWindow(samples, input.sampling.maxShardsInFlight, score) : samples.map((s) => ({ samples: s }));
     before = reused;
   } else {
     const datasets = await Promise.all(input.sampling.datasets.map((dataset) => quick.prepareDataset({ dataset, storeRoot: input.storeRoot })));
     [sampling, before] = await withInputPolicy(input, serving, async (policy) => {
-      const [{ fingerprint }, score] = await Promise.all([quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }), checkScorer()]);
+      const [{ fingerprint }, score] = await Promise.all([quick.checkPolicy({ policy, maxTokens: input.sampling.maxTokens }), checkScorer(reachable)]);
       const evaluationBefore = await startChild(evaluatePolicy, { workflowId: `${workflowId}-before`, args: [evaluationInput(input, policy)] });
       const jobs = shardJobs(datasets, input.sampling.shardSize, 'sampling.shardSize');
       progress.stage = 'sampling';
@@ -139,6 +142,16 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
       });
       return [sampled, await evaluationBefore.result()] as const;
     });
+  }
+  if (prm && isPrmToServe(prm)) {
+    const { checkpoint, serving: prmServing, ...endpoint } = prm;
+    const served = await serving.startPrmServer({ checkpoint, model: prm.model, serving: prmServing, python: input.python, storeRoot: input.storeRoot });
+    try {
+      const score = await checkScorer({ ...endpoint, baseUrls: [served.baseUrl] });
+      if (score) sampling = await runSlidingWindow(sampling, input.sampling.maxShardsInFlight, (shard) => score(shard.samples));
+    } finally {
+      await stopServer(served);
+    }
   }
 
   progress.stage = 'selecting';

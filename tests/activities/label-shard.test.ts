@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labelShard, writeLabelPlan, type LabelShardCommon, type LabelShardInput } from '../../activities/label-shard.js';
+import { exportPrmTrainingData, runPrmTraining } from '../../activities/train-prm.js';
+import { PrmTrainingConfig } from '../../core/config.js';
 import { BadInputError } from '../../core/errors.js';
 import { labelPrmDataInputFromConfig, LabeledSolution, summarizeLabelShards, type LabelShardResult } from '../../core/labeling.js';
 import { parseConfigText } from '../../core/parse-config.js';
@@ -171,6 +173,34 @@ describe('exportLabels', () => {
       label: 'What is 0 + 3? 0 + 4 - 1 = 3 +\n3 * 1 = 3 +\n#### 4 -',
       value: [1, 1, 0],
     });
+  });
+
+  it('trains a PRM from the run as a stage: the labels exported once, the job given them, the checkpoint with its provenance', async () => {
+    const runDir = join(store, 'runs', 'label-y'); // the run the test above wrote
+    const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment().run(fn, ...args);
+    const data = await run(exportPrmTrainingData, { labelRunDir: runDir, train: { labels: 'er', eta: 2 }, storeRoot: store });
+    expect(data.count).toBe(12);
+    const rows = (await readFile(data.uri, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows[0].labels[0]).toBeCloseTo(0.5 * Math.log(0.4 + 0.6 * Math.exp(2)), 12);
+    expect(await run(exportPrmTrainingData, { labelRunDir: runDir, train: { labels: 'er', eta: 2 }, storeRoot: store })).toEqual(data);
+    expect((await run(exportPrmTrainingData, { labelRunDir: runDir, train: { labels: 'hard' }, storeRoot: store })).sha256).not.toBe(data.sha256);
+
+    // A stand-in job: checks the file it is given is the export, writes a checkpoint and says so.
+    const field = (key: string) => `$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['${key}'])" "$1")`;
+    const job =
+      `cmp -s "${field('train_file')}" "${data.uri}" || exit 2; o="${field('output_dir')}"; mkdir -p "$o"; echo w > "$o/model.safetensors";` +
+      ` echo '{"event":"progress","step":1,"total":1,"loss":0.7}'; echo "{\\"event\\":\\"done\\",\\"output\\":\\"$o\\"}"`;
+    const training = PrmTrainingConfig.parse({ base: join(store, 'base'), command: ['bash', '-c', job, 'job', '{config}'], maxSteps: 3, stepLogprobFeature: true });
+    const { serving: _s, ...settings } = training;
+    const input = { labelRunDir: runDir, train: { labels: 'er' as const, eta: 2 }, data, training: settings, python: PYTHON, storeRoot: store };
+    const result = await run(runPrmTraining, input);
+    expect(result).toMatchObject({ steps: 1, lossFirst: 0.7, cached: false, provenance: { labels: 'er', eta: 2, base: join(store, 'base'), trainingData: data } });
+    expect(result.provenance.job).toMatchObject({ max_steps: 3, step_logprob_feature: true, kind: 'autoregressive', base: join(store, 'base') });
+    expect(JSON.parse(await readFile(join(result.checkpoint, 'provenance.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(result.provenance)));
+    expect(await run(runPrmTraining, input)).toMatchObject({ checkpoint: result.checkpoint, cached: true });
+    // Another learning rate is another PRM.
+    const other = await run(runPrmTraining, { ...input, training: { ...settings, learningRate: 5e-4 } });
+    expect(other.checkpoint).not.toBe(result.checkpoint);
   });
 });
 

@@ -97,7 +97,21 @@ describe('config', () => {
     expect(parseConfigText(models(['random-2', 'constructor']), 'c.yaml').ok).toBe(true);
   });
 
-  it('reports unreadable YAML with its line and column, and a non-mapping document', () => {
+  it('takes reward models trained by compare, and names what is wrong with one as a served or a trained model', () => {
+    const models = (...lines: string[]) => `${minimal}rewardModels:\n${lines.map((l) => `  - ${l}\n`).join('')}`;
+    const ok = parseConfigText(models('{ name: er-2, train: { labels: er, eta: 2 } }', '{ name: s, model: m, baseUrls: ["http://127.0.0.1:9"] }'), 'c.yaml');
+    expect(ok.ok && ok.config.rewardModels).toEqual([
+      { name: 'er-2', train: { labels: 'er', eta: 2 }, aggregation: 'min', maxConcurrency: 8, requestTimeoutSeconds: 300, maxRetries: 3 },
+      expect.objectContaining({ name: 's', model: 'm', kind: 'prm' }),
+    ]);
+    expect(problems(models('{ name: a, train: { labels: er } }'))).toEqual(['rewardModels.0.train.eta: ER labels need eta (the paper uses 2)']);
+    expect(problems(models('{ name: a, train: { labels: hard, eta: 2 } }'))).toEqual(['rewardModels.0.train.eta: eta applies to er labels only, not hard']);
+    expect(problems(models('{ name: a, train: { labels: best } }'))).toEqual(['rewardModels.0.train.labels: expected one of "hard"|"soft"|"er", got "best"']);
+    // A served model's mistake is told as one, not as a failed alternative.
+    expect(problems(models('{ name: a, model: m, baseUrls: ["http://127.0.0.1:9"], maxConcurency: 2 }'))).toEqual(['rewardModels.0.maxConcurency: unknown key']);
+  });
+
+    it('reports unreadable YAML with its line and column, and a non-mapping document', () => {
     expect(problems('name: [x\n')).toEqual([expect.stringMatching(/^c\.yaml:\d+:\d+: unreadable YAML: /)]);
     expect(problems('name: a\nname: b\n')[0]).toMatch(/^c\.yaml:2:1: unreadable YAML: Map keys must be unique/);
     expect(problems('- a\n- b\n')).toEqual(['c.yaml: expected a YAML mapping at the top level']);

@@ -6,7 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { comparePrmsInputFromConfig, type ComparisonResult, type ComparisonTable } from '../../core/comparison.js';
 import { parseConfigText } from '../../core/parse-config.js';
-import { mockActivities, STOP_QUEUE } from '../helpers/raft-mocks.js';
+import { manifest, mockActivities, STOP_QUEUE } from '../helpers/raft-mocks.js';
 import { timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
@@ -129,5 +129,106 @@ describe('comparePrms', () => {
       ['er-2', 'majority', 'oracle', 'orm', 'random'].map((name) => `compare:test:cmp-1-baseline->cmp-1-${name}-after`),
     );
     expect(reported[0]?.selected.sort()).toEqual(['er-2', 'majority', 'oracle', 'orm', 'random']);
+  });
+});
+
+const chain = parseConfigText(
+  `
+name: chain
+policy: { model: m, baseUrls: ["http://127.0.0.1:9/v1"], checkpoint: /ckpt/base }
+prompt: { preset: tinymath }
+evaluation: { datasets: [{ name: test, source: tinymath, path: t.jsonl }] }
+sampling: { n: 4, shardSize: 10, maxShardsInFlight: 2, datasets: [{ name: train, source: tinymath, path: tr.jsonl }] }
+labeling: { solutions: 2, completions: 2, shardSize: 50, datasets: [{ name: label, source: tinymath, path: tr.jsonl, skip: 100, limit: 25 }] }
+prmTraining: { base: /ckpt/base, maxSteps: 5 }
+rewardModels:
+  - { name: hard, train: { labels: hard } }
+  - { name: er-2, train: { labels: er, eta: 2 } }
+  - { name: bad-labels, train: { labels: soft } }
+  - { name: served, model: s, baseUrls: ["http://127.0.0.1:9"] }
+temporal: { taskQueues: { cpu: chain-cpu, gpu: chain-gpu } }
+`,
+  'chain.yaml',
+);
+
+describe('comparePrms with reward models it trains', () => {
+  it('labels once, trains each model from that run, and each iteration serves its own PRM for its scoring only', async () => {
+    if (!chain.ok) throw new Error(chain.problems.join('\n'));
+    const input = comparePrmsInputFromConfig(chain.config);
+    expect(input.training?.labeling?.labeling.datasets[0]).toMatchObject({ skip: 100, limit: 25 });
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const activities = {
+      ...base,
+      async writeLabelPlan() {
+        calls.push('labelPlan');
+      },
+      async labelShard(i: { shard: { index: number } }) {
+        calls.push(`label:${i.shard.index}`);
+        return { ...manifest(`/l/${i.shard.index}`), dataset: 'label', shard: i.shard.index, start: 0, end: 25, problems: 25, solutions: 50, correctSolutions: 20, steps: 100, completions: 200, incomplete: 0, cached: false };
+      },
+      async exportPrmTrainingData({ labelRunDir, train }: { labelRunDir: string; train: { labels: string; eta?: number } }) {
+        calls.push(`export:${labelRunDir.split('/').at(-1)}:${train.labels}${train.eta ?? ''}`);
+        return manifest(`/prm-data/${train.labels}`, 50);
+      },
+      async runPrmTraining({ data, train }: { data: { uri: string }; train: { labels: string; eta?: number } }) {
+        calls.push(`trainPrm:${data.uri}`);
+        if (train.labels === 'soft') throw ApplicationFailure.nonRetryable('PRM training job rejected its config or data: line 3: labels out of [0, 1]', 'BadInput');
+        const provenance = { labelRunDir: '/l', labels: train.labels, eta: train.eta ?? null, base: '/ckpt/base', trainingData: manifest(data.uri), job: {} };
+        return { checkpoint: `/cache/prm/${train.labels}/checkpoint`, provenance, steps: 5, lossFirst: 1, lossLast: 0.5, cached: false };
+      },
+      async startPrmServer(i: { checkpoint: string; model: string; serving: { command: string[] } }) {
+        calls.push(`servePrm:${i.model}:${i.checkpoint}:${i.serving.command.includes('prm_raft.prm_server')}`);
+        return { model: i.model, baseUrl: `http://127.0.0.1:7${i.model.length}`, pid: 5000 + i.model.length, stopQueue: STOP_QUEUE };
+      },
+      async checkPrm({ prm }: { prm: { model: string; baseUrls: string[] } }) {
+        calls.push(`checkPrm:${prm.model}@${prm.baseUrls.join(',')}`);
+        return { fingerprint: `${prm.model}@x` };
+      },
+      async writeComparisonReportFiles() {
+        return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
+      },
+    };
+    const bundle = await workflowBundle();
+    const workers = await Promise.all(
+      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
+        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
+      ),
+    );
+    const execution = env.client.workflow.execute('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'chain-1', args: [input] });
+    const [first, ...rest] = workers;
+    const result = (await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0]))) as ComparisonResult;
+
+    // One labeling run (one shard of 25 problems), shared by the three trained models.
+    expect(calls.filter((c) => c.startsWith('label:'))).toEqual(['label:0']);
+    expect(calls.filter((c) => c.startsWith('export:')).sort()).toEqual(['export:chain-1-labeling:er2', 'export:chain-1-labeling:hard', 'export:chain-1-labeling:soft']);
+    expect(calls.filter((c) => c.startsWith('trainPrm:')).sort()).toEqual(['trainPrm:/prm-data/er', 'trainPrm:/prm-data/hard', 'trainPrm:/prm-data/soft']);
+    // Each trained PRM is served from its checkpoint by the prm_server command, checked there, and stopped again.
+    expect(calls.filter((c) => c.startsWith('servePrm:')).sort()).toEqual(['servePrm:er-2:/cache/prm/er/checkpoint:true', 'servePrm:hard:/cache/prm/hard/checkpoint:true']);
+    expect(calls).toContain('checkPrm:hard@http://127.0.0.1:74');
+    expect(calls).toContain('checkPrm:er-2@http://127.0.0.1:74');
+    expect(calls).toContain('checkPrm:s@http://127.0.0.1:9');
+    expect(calls.filter((c) => c === 'stop:5004')).toHaveLength(2); // hard and er-2 (both names 4 long)
+    // A model whose training failed is a row with the reason; the others ran.
+    expect(result.table.rows.map((r) => [r.name, r.kind, r.error === null])).toEqual([
+      ['baseline', 'baseline', true],
+      ['hard', 'prm', true],
+      ['er-2', 'prm', true],
+      ['bad-labels', 'prm', false],
+      ['served', 'prm', true],
+      ['oracle', 'oracle', true],
+      ['random', 'random', true],
+      ['majority', 'majority', true],
+    ]);
+    expect(result.table.rows.find((r) => r.name === 'bad-labels')?.error).toMatch(/^training bad-labels: .*labels out of \[0, 1\]/);
+  });
+
+  it('takes a finished labeling run instead of labeling, and refuses a config that cannot train', () => {
+    if (!chain.ok) throw new Error(chain.problems.join('\n'));
+    const input = comparePrmsInputFromConfig(chain.config, undefined, '/runs/label-x');
+    expect(input.training).toMatchObject({ labelRunDir: '/runs/label-x', prmTraining: { base: '/ckpt/base', maxSteps: 5 } });
+    expect(input.training?.labeling).toBeUndefined();
+    const { prmTraining: _p, labeling: _l, ...lacking } = chain.config;
+    expect(() => comparePrmsInputFromConfig(lacking)).toThrow(/lacks: prmTraining .*; labeling \(the run the reward models with `train` learn from\), or --labels RUN/);
   });
 });
