@@ -16,6 +16,12 @@ export const ScoreReply = z.strictObject({
 
 export type PrmEndpoint = Pick<PrmConfig, 'model' | 'baseUrls' | 'kind' | 'requestTimeoutSeconds' | 'maxRetries'>;
 
+/** The prm_server's answer when a forward pass ran out of device memory: the request must be split. */
+export const TOO_LARGE_FOR_ONE_FORWARD = 507;
+
+/** A 507: not retried as it is, split instead. */
+class TooLargeForOneForward extends Error {}
+
 export class PrmClient {
   private turn = 0;
 
@@ -23,13 +29,29 @@ export class PrmClient {
 
   /** Step scores for each item, in item order: one per step for a PRM, one per item for an ORM. */
   async score(items: PrmItem[]): Promise<number[][]> {
-    const url = this.endpoint.baseUrls[this.turn++ % this.endpoint.baseUrls.length] as string;
     const sent = this.endpoint.kind === 'orm' ? items.map((i) => ({ ...i, steps: [i.steps.join('\n')] })) : items;
+    return this.scoreSplitting(sent);
+  }
+
+  /** A request too large for one forward pass is sent again in halves, down to one item. */
+  private async scoreSplitting(items: PrmItem[]): Promise<number[][]> {
+    try {
+      return await this.scoreWithRetries(items);
+    } catch (err) {
+      if (!(err instanceof TooLargeForOneForward)) throw err;
+      if (items.length === 1) throw new BadInputError(`item "${(items[0] as PrmItem).id}" does not fit in one forward pass of the PRM: ${err.message}`);
+      const half = Math.ceil(items.length / 2);
+      return [...(await this.scoreSplitting(items.slice(0, half))), ...(await this.scoreSplitting(items.slice(half)))];
+    }
+  }
+
+  private async scoreWithRetries(items: PrmItem[]): Promise<number[][]> {
+    const url = this.endpoint.baseUrls[this.turn++ % this.endpoint.baseUrls.length] as string;
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await this.scoreOnce(url, sent);
+        return await this.scoreOnce(url, items);
       } catch (err) {
-        if (err instanceof BadInputError || attempt >= this.endpoint.maxRetries) throw err;
+        if (err instanceof BadInputError || err instanceof TooLargeForOneForward || attempt >= this.endpoint.maxRetries) throw err;
         await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
       }
     }
@@ -49,6 +71,7 @@ export class PrmClient {
       throw new TransientError(`PRM server ${url} unreachable: ${(err as Error).message}`);
     }
     const text = await res.text();
+    if (res.status === TOO_LARGE_FOR_ONE_FORWARD) throw new TooLargeForOneForward(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
     if (res.status === 408 || res.status === 429 || res.status >= 500) throw new TransientError(`PRM server ${url} answered ${res.status}: ${text.slice(0, 300)}`);
     if (!res.ok) throw new BadInputError(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
     let body: unknown;
