@@ -178,7 +178,8 @@ class _Edge:
 class _Protocol(H11Protocol):
     """uvicorn's h11 protocol with two things it lacks: a deadline for receiving a whole request (its keep-alive
     timer restarts on every byte received, so a client that trickles a request holds the connection forever), and a
-    malformed request answered in our JSON error format instead of plain text."""
+    malformed request answered in our JSON error format instead of plain text. It overrides internals of the
+    uvicorn in uv.lock (`cycle.more_body`, `send_400_response`): tests/test_policy_server.py checks both behaviours."""
 
     def __init__(self, *args: Any, receive_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
