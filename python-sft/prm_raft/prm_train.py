@@ -48,8 +48,8 @@ Config (JSON object; unknown keys are an error):
 
 Events and exit codes are those of :mod:`prm_raft.train_job`: JSON lines on stdout (``progress``, ``checkpoint``,
 ``done`` with ``output`` and ``metrics`` {steps, loss_first, loss_last, train_runtime, eval}, ``error``); exit 0 done,
-2 bad config or data (the message names the file and line), 3 out of GPU memory (and ``failure.json`` in the
-checkpoints directory), anything else a crash (retryable). Test hook: ``PRM_RAFT_PRM_TRAIN_FAULT=oom@STEP`` or
+2 bad config or data (the message names the file and line), 3 out of GPU memory (and ``failure.json`` beside
+``output_dir``, in its parent directory), anything else a crash (retryable). Test hook: ``PRM_RAFT_PRM_TRAIN_FAULT=oom@STEP`` or
 ``crash@STEP`` (``:once``: once per checkpoints directory). Deterministic for a given seed on a given machine
 (seeded data order and init, deterministic algorithms; on a GPU only where torch has them).
 
@@ -643,7 +643,7 @@ def apply_lora(cfg: dict[str, Any], lm: Any, tokenizer: Any) -> Any:
 
 
 def work_dir_for(cfg: dict[str, Any]) -> Path:
-    """Beside the output: the Trainer's checkpoints, the job identity, failure.json."""
+    """Beside the output: the Trainer's checkpoints and the job identity."""
     out = Path(cfg["output_dir"])
     return out.parent / f".{out.name}.checkpoints"
 
@@ -800,7 +800,8 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
         job_emit("done", output=str(out.resolve()), metrics=metrics)
         return EXIT_OK
 
-    return run_guarded(job, job_emit, log, lambda: work_dir_for(cfg) if cfg is not None else None)
+    # failure.json beside the output (where the pipeline's job runner looks: its output_dir's parent)
+    return run_guarded(job, job_emit, log, lambda: Path(cfg["output_dir"]).parent if cfg is not None else None)
 
 
 if __name__ == "__main__":

@@ -645,7 +645,7 @@ def test_fake_oom_exits_3_with_a_failure_file(tmp_path, monkeypatch):
                                "max_steps": 4, "batch_size": 3, "log_every": 1, "model_config": TINY, "threads": 1}))
     code, events = run_main(cfg)
     assert code == 3 and events[-1]["event"] == "error" and events[-1]["retryable"] is True
-    assert json.loads((tmp_path / ".out.checkpoints" / "failure.json").read_text())["kind"] == "out_of_memory"
+    assert json.loads((tmp_path / "failure.json").read_text())["kind"] == "out_of_memory"
 
 
 def test_lora_is_merged_with_the_tag_embedding_and_the_readout(tmp_path, monkeypatch, ar_model):
