@@ -1,8 +1,8 @@
 // prm-raft bon — best-of-N, vote and pass@N curves: from a config (sample, score with every reward model, tables),
 // or from reward scores computed elsewhere (--scores).
 import { BonOptions, bestOfNInputFromConfig, bestOfNTable, bonTableMarkdown, ScoredResponse, type BonTable } from '../core/best-of-n.js';
-import { formatIssues } from '../core/parse-config.js';
-import { readJsonlLines } from '../store/files.js';
+import { BadInputError } from '../core/errors.js';
+import { readValidatedJsonl } from '../store/validated-jsonl.js';
 import { parseFlags } from './flags.js';
 import { UsageError } from './load-config.js';
 import { startFromConfig } from './run-workflow.js';
@@ -59,23 +59,12 @@ function bonFromConfig(path: string, opts: { json: boolean; detach: boolean }): 
 
 /** Reads and validates every line before computing: a bad line is a UsageError naming file and line. */
 export async function bonFromScoresFile(path: string, opts: BonOptions): Promise<BonTable> {
-  const responses: ScoredResponse[] = [];
+  let responses: ScoredResponse[];
   try {
-    for await (const { line, text } of readJsonlLines(path)) {
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        throw new UsageError(`${path}:${line}: not JSON (${(err as Error).message})`);
-      }
-      const parsed = ScoredResponse.safeParse(json, { reportInput: true });
-      if (!parsed.success) throw new UsageError(`${path}:${line}: ${formatIssues(parsed.error.issues).join('; ')}`);
-      responses.push(parsed.data);
-    }
+    responses = (await readValidatedJsonl(path, ScoredResponse, 'responses')).map((r) => r.value);
   } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`${path}: cannot read the scores (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    if (err instanceof BadInputError) throw new UsageError(err.message);
+    throw err;
   }
-  if (responses.length === 0) throw new UsageError(`${path}: no responses (the file is empty); expected one JSON object per line`);
   return bestOfNTable(responses, opts);
 }

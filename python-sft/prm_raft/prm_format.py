@@ -226,8 +226,8 @@ def tag_outputs(model: Any, kind: str, batch: dict[str, Any], label_ids: tuple[i
     t_rows, t_cols, t_step = batch["step_token_rows"], batch["step_token_cols"], batch["step_token_step"]
     logp = torch.log_softmax(head(hidden[t_rows, t_cols - 1]).float(), dim=-1)  # position t-1 predicts token t
     token_lp = logp.gather(1, batch["input_ids"][t_rows, t_cols][:, None])[:, 0]
-    sums = torch.zeros(len(rows), dtype=token_lp.dtype).index_add(0, t_step, token_lp)
-    counts = torch.zeros(len(rows), dtype=token_lp.dtype).index_add(0, t_step, torch.ones_like(token_lp))
+    sums = torch.zeros(len(rows), dtype=token_lp.dtype, device=token_lp.device).index_add(0, t_step, token_lp)
+    counts = torch.zeros(len(rows), dtype=token_lp.dtype, device=token_lp.device).index_add(0, t_step, torch.ones_like(token_lp))
     return TagOutputs(values, sums, counts)
 
 

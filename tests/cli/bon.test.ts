@@ -106,7 +106,7 @@ describe('prm-raft bon --scores', () => {
     await writeFile(empty, '');
     await expectUsageErrors([
       [['--scores', empty], 'no responses'],
-      [['--scores', join(dir, 'absent.jsonl')], 'cannot read the scores (ENOENT)'],
+      [['--scores', join(dir, 'absent.jsonl')], 'cannot read the responses (ENOENT)'],
       [[], 'usage: prm-raft bon --scores FILE.jsonl'],
     ]);
   });
