@@ -1,5 +1,6 @@
 // Stage: the SFT job on the gpu queue, content-addressed by its base, data and settings.
 import { join, resolve } from 'node:path';
+import { loraJob } from '../core/config.js';
 import { cacheDir } from '../core/layout.js';
 import type { ArtifactManifest } from '../core/manifests.js';
 import { SftResult, type RaftIterationInput } from '../core/raft.js';
@@ -41,7 +42,7 @@ export async function runSft(input: RunSftInput): Promise<SftResult> {
         train_file: resolve(input.sftData.uri),
         output_dir: outDir,
         method: sft.method,
-        ...(sft.lora ? { lora: { r: sft.lora.r, alpha: sft.lora.alpha, dropout: sft.lora.dropout, target_modules: sft.lora.targetModules } } : {}),
+        ...(sft.lora ? { lora: loraJob(sft.lora) } : {}),
         epochs: sft.epochs,
         max_steps: sft.maxSteps,
         learning_rate: sft.learningRate,

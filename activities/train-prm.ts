@@ -43,7 +43,8 @@ export interface RunPrmTrainingInput {
 
 export async function runPrmTraining(input: RunPrmTrainingInput): Promise<PrmTrainingResult> {
   return withFailureClasses(async () => {
-    const { command: _c, maxAttempts: _m, timeoutHours: _t, threads: _th, ...hyper } = input.training;
+    // What cannot change the weights stays out of the key (the job's own identity check leaves them out too).
+    const { command: _c, maxAttempts: _m, timeoutHours: _t, threads: _th, saveSteps: _s, gradientCheckpointing: _g, ...hyper } = input.training;
     const base = resolve(input.training.base);
     const key = contentKey({ v: 1, base, data: input.data.sha256, hyper });
     const outDir = resolve(cacheDir(input.storeRoot, 'prm', key));

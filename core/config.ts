@@ -264,6 +264,11 @@ export const SftConfig = z.strictObject({
 });
 export type SftConfig = z.infer<typeof SftConfig>;
 
+/** A LoRA setting as the Python jobs read it (sft and prm_train share the form). */
+export function loraJob(lora: NonNullable<SftConfig['lora']>): Record<string, unknown> {
+  return { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, target_modules: lora.targetModules };
+}
+
 export const ServingConfig = z.strictObject({
   /** Serves a new checkpoint for evaluation; `{python}`, `{checkpoint}`, `{model}`, `{port}` are filled in. */
   command: commandTemplate(['python', 'checkpoint', 'model', 'port'])
@@ -300,6 +305,13 @@ export const PrmTrainingConfig = z.strictObject({
   pairwiseLossWeight: z.number().min(0).default(0),
   /** Torch CPU threads of the job; the library's choice when omitted. */
   threads: positiveInt.optional(),
+  /** bf16 mixed precision; on with CUDA when omitted. */
+  bf16: z.boolean().optional(),
+  gradientCheckpointing: z.boolean().default(false),
+  /** LoRA adapters (the step tag's embedding trains too), merged into a plain checkpoint at the end. */
+  lora: SftConfig.shape.lora,
+  /** Optimizer steps between the job's own checkpoints (a restarted job resumes from the last). */
+  saveSteps: positiveInt.default(200),
   /** Attempts for crashes (each resumes from the job's own saved state). */
   maxAttempts: positiveInt.default(3),
   timeoutHours: z.number().positive().default(48),

@@ -1,7 +1,7 @@
 // PRM training as a pipeline stage, the pure part: what the trainPrm workflow takes and returns, and the job file
 // prm_train reads.
 import { z } from 'zod';
-import { PrmLabels, PrmTrainingConfig, type Config } from './config.js';
+import { loraJob, PrmLabels, PrmTrainingConfig, type Config } from './config.js';
 import { LabelKind } from './labels.js';
 import { ArtifactManifest } from './manifests.js';
 
@@ -58,6 +58,10 @@ export function prmTrainJob(training: TrainPrmInput['training'], trainFile: stri
     step_logprob_feature: t.stepLogprobFeature,
     lm_loss_weight: t.lmLossWeight,
     pairwise_loss_weight: t.pairwiseLossWeight,
+    gradient_checkpointing: t.gradientCheckpointing,
+    save_steps: t.saveSteps,
+    ...(t.bf16 === undefined ? {} : { bf16: t.bf16 }),
+    ...(t.lora ? { lora: loraJob(t.lora) } : {}),
     ...(t.maxLength === undefined ? {} : { max_length: t.maxLength }),
     ...(t.threads === undefined ? {} : { threads: t.threads }),
   };

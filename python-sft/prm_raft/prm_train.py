@@ -507,8 +507,7 @@ class PrmNet(torch.nn.Module):
             "step_token_step": step_token_step,
         }
         model = self.lm.get_base_model() if self.lora else self.lm  # LoRA layers sit inside the base model
-        with torch.device(input_ids.device):  # tag_outputs makes its per-step sums on the default device
-            outputs = tag_outputs(model, self.kind, batch, self.label_ids, step_logprob=self.need_logprob)
+        outputs = tag_outputs(model, self.kind, batch, self.label_ids, step_logprob=self.need_logprob)
         if not self.step_logprob_feature:  # read for the LM loss only, not for the score
             return score_logits(self.kind, outputs._replace(step_logprob=None)), outputs
         return score_logits(self.kind, outputs, self.readout_w, self.readout_b), outputs
