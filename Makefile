@@ -99,8 +99,8 @@ prm-comparison: setup build
 	  node bin/prm-raft.js bon --scores $$f --n 1,2,4,8,16 --draws 20; done > $(PRM_CMP)/best_of_n.md
 	@cat $(PRM_CMP)/step_metrics.md $(PRM_CMP)/best_of_n.md
 
-# RAFT with each of those nine PRMs on the demo's samples, beside the oracle, random and majority baselines, through
-# the embedded stack. Needs `make prm-comparison` first.
+# RAFT with the seed-0 and seed-1 PRMs of each label kind on the demo's samples, beside the oracle, random and
+# majority baselines, through the embedded stack. Needs `make prm-comparison` first. About an hour on 2 cores.
 tiny-compare: setup build
 	node bin/prm-raft.js dev up --config configs/tiny-compare.yaml
 	node bin/prm-raft.js compare --config configs/tiny-compare.yaml
