@@ -1,6 +1,7 @@
 // Stage: before scoring, make sure every PRM replica is up and serves the configured model.
 import { BadInputError, TransientError } from '../core/errors.js';
 import type { PrmEndpoint } from '../core/raft.js';
+import { contentKey } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 
 export async function checkPrm(input: { prm: PrmEndpoint }): Promise<{ fingerprint: string }> {
@@ -23,7 +24,9 @@ export async function checkPrm(input: { prm: PrmEndpoint }): Promise<{ fingerpri
       roots.add(served.root ?? served.id);
     }
     if (roots.size > 1) throw new BadInputError(`the PRM replicas serve different weights under "${input.prm.model}": ${[...roots].join(', ')}`);
-    // Scores are cached by this: serve changed weights under a new name or path.
-    return { fingerprint: `${input.prm.model}@${[...roots][0]}` };
+    // Scores are cached by this: serve changed weights under a new name or path. Through vLLM's Pooling API the
+    // formatting (prompt, step tag, which probability) changes the scores too.
+    const format = input.prm.vllmPooling ? `+vllm-pooling:${contentKey(input.prm.vllmPooling)}` : '';
+    return { fingerprint: `${input.prm.model}@${[...roots][0]}${format}` };
   });
 }

@@ -1,7 +1,9 @@
-// The PRM service (the project's JSON protocol, DESIGN §4): every reply validated at the edge.
+// The PRM service (the project's JSON protocol, DESIGN §4, or vLLM's Pooling API for an off-the-shelf PRM):
+// every reply validated at the edge.
 import { z } from 'zod';
 import { BadInputError, TransientError } from '../core/errors.js';
 import type { PrmConfig } from '../core/config.js';
+import { PoolingReply, poolingRequest, stepScoresFromPooling, type VllmPoolingConfig } from '../core/vllm-pooling.js';
 
 export interface PrmItem {
   id: string;
@@ -14,7 +16,7 @@ export const ScoreReply = z.strictObject({
   scores: z.array(z.strictObject({ id: z.string(), step_scores: z.array(z.number().min(0).max(1)) })),
 });
 
-export type PrmEndpoint = Pick<PrmConfig, 'model' | 'baseUrls' | 'kind' | 'requestTimeoutSeconds' | 'maxRetries'>;
+export type PrmEndpoint = Pick<PrmConfig, 'model' | 'baseUrls' | 'kind' | 'requestTimeoutSeconds' | 'maxRetries' | 'vllmPooling'>;
 
 /** The prm_server's answer when a forward pass ran out of device memory: the request must be split. */
 export const TOO_LARGE_FOR_ONE_FORWARD = 507;
@@ -57,34 +59,23 @@ export class PrmClient {
     }
   }
 
+  /** One request to whichever API serves the model; the same item order and step counts either way. */
   private async scoreOnce(baseUrl: string, items: PrmItem[]): Promise<number[][]> {
-    const url = `${baseUrl.replace(/\/$/, '')}/v1/score`;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: this.endpoint.model, items }),
-        signal: AbortSignal.timeout(this.endpoint.requestTimeoutSeconds * 1000),
-      });
-    } catch (err) {
-      throw new TransientError(`PRM server ${url} unreachable: ${(err as Error).message}`);
-    }
-    const text = await res.text();
-    if (res.status === TOO_LARGE_FOR_ONE_FORWARD) throw new TooLargeForOneForward(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
-    if (res.status === 408 || res.status === 429 || res.status >= 500) throw new TransientError(`PRM server ${url} answered ${res.status}: ${text.slice(0, 300)}`);
-    if (!res.ok) throw new BadInputError(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new BadInputError(`PRM server ${url} answered with a body that is not JSON: ${JSON.stringify(text.slice(0, 120))}`);
-    }
-    const reply = ScoreReply.safeParse(body);
-    if (!reply.success) {
-      const issue = reply.error.issues[0];
-      throw new BadInputError(`PRM server ${url} answered off the protocol: ${issue?.path.join('.')}: ${issue?.message}`);
-    }
+    const base = baseUrl.replace(/\/$/, '');
+    const format = this.endpoint.vllmPooling;
+    return format ? this.scoreByPooling(`${base}/pooling`, format, items) : this.scoreByProtocol(`${base}/v1/score`, items);
+  }
+
+  private async scoreByPooling(url: string, format: VllmPoolingConfig, items: PrmItem[]): Promise<number[][]> {
+    const where = `vLLM server ${url} (model "${this.endpoint.model}")`;
+    const reply = PoolingReply.safeParse(await this.post(url, poolingRequest(this.endpoint.model, format, items)));
+    if (!reply.success) throw new BadInputError(`${where} answered off vLLM's Pooling API: ${issueText(reply.error)}`);
+    return stepScoresFromPooling(format, items, reply.data, where);
+  }
+
+  private async scoreByProtocol(url: string, items: PrmItem[]): Promise<number[][]> {
+    const reply = ScoreReply.safeParse(await this.post(url, { model: this.endpoint.model, items }));
+    if (!reply.success) throw new BadInputError(`PRM server ${url} answered off the protocol: ${issueText(reply.error)}`);
     const byId = new Map(reply.data.scores.map((s) => [s.id, s.step_scores]));
     return items.map((item) => {
       const scores = byId.get(item.id);
@@ -95,12 +86,42 @@ export class PrmClient {
       return scores;
     });
   }
+
+  /** POSTs JSON and returns the parsed reply; the status decides what is retried (both APIs answer alike). */
+  private async post(url: string, request: unknown): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(request),
+        signal: AbortSignal.timeout(this.endpoint.requestTimeoutSeconds * 1000),
+      });
+    } catch (err) {
+      throw new TransientError(`PRM server ${url} unreachable: ${(err as Error).message}`);
+    }
+    const text = await res.text();
+    if (res.status === TOO_LARGE_FOR_ONE_FORWARD) throw new TooLargeForOneForward(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
+    if (res.status === 408 || res.status === 429 || res.status >= 500) throw new TransientError(`PRM server ${url} answered ${res.status}: ${text.slice(0, 300)}`);
+    if (!res.ok) throw new BadInputError(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new BadInputError(`PRM server ${url} answered with a body that is not JSON: ${JSON.stringify(text.slice(0, 120))}`);
+    }
+  }
+}
+
+function issueText(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return `${issue?.path.join('.')}: ${issue?.message}`;
 }
 
 function errorMessage(text: string): string {
   try {
-    const parsed = JSON.parse(text) as { error?: { message?: string } };
-    return parsed.error?.message ?? text.slice(0, 300);
+    // Ours and vLLM's today: {"error": {"message"}}; vLLM before its error rework: {"object": "error", "message"}.
+    const parsed = JSON.parse(text) as { error?: { message?: string }; message?: string };
+    return parsed.error?.message ?? parsed.message ?? text.slice(0, 300);
   } catch {
     return text.slice(0, 300);
   }

@@ -7,6 +7,7 @@ import { SELECTION_BASELINES, SelectionConfig } from './selection.js';
 import { StepSplitConfig } from './steps.js';
 import { LabelKind } from './labels.js';
 import { unknownPlaceholders } from './command.js';
+import { VllmPoolingConfig } from './vllm-pooling.js';
 
 const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegativeInt = z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' });
@@ -177,8 +178,18 @@ export const PrmConfig = z.strictObject({
   maxRetries: nonNegativeInt.default(3),
   /** A local PRM server that `prm-raft dev up` starts. */
   localServer: z.strictObject({ checkpoint: nonEmpty, port }).optional(),
+  /** Scored through vLLM's Pooling API (an off-the-shelf PRM) instead of `/v1/score`: the model's formatting. */
+  vllmPooling: VllmPoolingConfig.optional(),
 });
 export type PrmConfig = z.infer<typeof PrmConfig>;
+
+/** `dev up` starts the project's PRM server, which does not speak vLLM's Pooling API. Checked where a PrmConfig is
+ * held: PrmConfig itself stays without refinements, which `.omit()` refuses. */
+function localServerSpeaksScore(p: { localServer?: unknown; vllmPooling?: unknown }, ctx: z.RefinementCtx, path: (string | number)[] = []) {
+  if (p.localServer !== undefined && p.vllmPooling !== undefined) {
+    ctx.addIssue({ code: 'custom', path: [...path, 'localServer'], message: 'starts the project\'s PRM server, which speaks /v1/score, not vLLM\'s Pooling API: serve the model with vllm serve and drop localServer, or drop vllmPooling' });
+  }
+}
 
 /** A reward model compared by `prm-raft compare` and `prm-raft bon`, reached at its `baseUrls`. */
 export const ServedRewardModelConfig = PrmConfig.extend({
@@ -198,7 +209,7 @@ export const PrmLabels = z
   });
 export type PrmLabels = z.infer<typeof PrmLabels>;
 
-export const TrainedRewardModelConfig = PrmConfig.omit({ baseUrls: true, localServer: true, kind: true, model: true }).extend({
+export const TrainedRewardModelConfig = PrmConfig.omit({ baseUrls: true, localServer: true, kind: true, model: true, vllmPooling: true }).extend({
   name: safeName,
   train: PrmLabels,
 });
@@ -359,6 +370,7 @@ export const Config = z.strictObject({
         seen.add(m.name);
         const reserved = RESERVED_ROWS.get(m.name);
         if (reserved) ctx.addIssue({ code: 'custom', message: `reward model name "${m.name}" is reserved: every comparison has a "${m.name}" row, ${reserved}`, path: [i, 'name'] });
+        if (!isTrainedRewardModel(m)) localServerSpeaksScore(m, ctx, [i]);
       });
     })
     .optional(),
@@ -369,7 +381,7 @@ export const Config = z.strictObject({
   /** PRM training from a labeling run (`prm-raft prm train`; reward models with `train`). */
   prmTraining: PrmTrainingConfig.optional(),
   steps: StepSplitConfig.prefault({ by: 'newline' }),
-  prm: PrmConfig.optional(),
+  prm: PrmConfig.superRefine((p, ctx) => localServerSpeaksScore(p, ctx)).optional(),
   selection: SelectionConfig.prefault({}),
   sft: SftConfig.prefault({}),
   serving: ServingConfig.prefault({}),

@@ -111,6 +111,25 @@ describe('config', () => {
     expect(problems(models('{ name: a, model: m, baseUrls: ["http://127.0.0.1:9"], maxConcurency: 2 }'))).toEqual(['rewardModels.0.maxConcurency: unknown key']);
   });
 
+  it('takes a PRM served through vLLM\'s Pooling API, and refuses a bad formatting or a local prm_server for it', () => {
+    const vllm = (pooling: string, extra = '') => `${minimal}prm: { model: p, baseUrls: ["http://127.0.0.1:9"]${extra}, vllmPooling: ${pooling} }\n`;
+    const ok = parseConfigText(vllm('{ prompt: "{question} {steps}", stepTag: " ки", positiveIndex: 0 }'), 'c.yaml');
+    expect(ok.ok && ok.config.prm?.vllmPooling).toEqual({ prompt: '{question} {steps}', stepTag: ' ки', stepSeparator: '', positiveIndex: 0 });
+    expect(problems(vllm('{ prompt: "{question}", stepTag: "", positiveIndex: 2, stepTags: x }'))).toEqual([
+      'prm.vllmPooling.prompt: prompt must contain "{question}" and "{steps}" exactly once each',
+      'prm.vllmPooling.stepTag: expected the step tag, such as "<extra_0>"',
+      'prm.vllmPooling.positiveIndex: expected one of 0|1, got 2',
+      'prm.vllmPooling.stepTags: unknown key',
+    ]);
+    const pooling = '{ prompt: "{question} {steps}", stepTag: "<extra_0>", positiveIndex: 1 }';
+    const local = "localServer: starts the project's PRM server, which speaks /v1/score, not vLLM's Pooling API: serve the model with vllm serve and drop localServer, or drop vllmPooling";
+    expect(problems(vllm(pooling, ', localServer: { checkpoint: /prm, port: 8200 }'))).toEqual([`prm.${local}`]);
+    const models = (line: string) => `${minimal}rewardModels:\n  - ${line}\n`;
+    expect(problems(models(`{ name: a, model: m, baseUrls: ["http://127.0.0.1:9"], localServer: { checkpoint: /prm, port: 8200 }, vllmPooling: ${pooling} }`))).toEqual([`rewardModels.0.${local}`]);
+    // A model compare trains is served by the project's PRM server.
+    expect(problems(models(`{ name: a, train: { labels: hard }, vllmPooling: ${pooling} }`))).toEqual(['rewardModels.0.vllmPooling: unknown key']);
+  });
+
     it('reports unreadable YAML with its line and column, and a non-mapping document', () => {
     expect(problems('name: [x\n')).toEqual([expect.stringMatching(/^c\.yaml:\d+:\d+: unreadable YAML: /)]);
     expect(problems('name: a\nname: b\n')[0]).toMatch(/^c\.yaml:2:1: unreadable YAML: Map keys must be unique/);
