@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolvePrompt } from '../../core/config.js';
 import { parseConfigText } from '../../core/parse-config.js';
-import { raftIterationInputFromConfig } from '../../core/raft.js';
+import { BestOfNInput, bestOfNInputFromConfig } from '../../core/best-of-n.js';
+import { RaftIterationInput, raftIterationInputFromConfig } from '../../core/raft.js';
 
 const minimal = `
 name: t
@@ -152,6 +153,12 @@ sampling: { datasets: [{ name: train, source: tinymath, path: tr.jsonl }] }
     const input = raftIterationInputFromConfig(config(iteration + prmSection));
     expect(input.selection.mode).toBe('prm');
     expect(input.prm).toEqual({ model: 'p', baseUrls: ['http://127.0.0.1:9'], kind: 'prm', aggregation: 'min', maxConcurrency: 8, requestTimeoutSeconds: 300, maxRetries: 3 });
+  });
+
+  it('passes a vLLM-served PRM\'s formatting on to the iteration and to best-of-N (configs/paper/qwen25-math-prm-vllm.yaml)', () => {
+    const shipped = config(readFileSync('configs/paper/qwen25-math-prm-vllm.yaml', 'utf8'));
+    expect(RaftIterationInput.parse(raftIterationInputFromConfig(shipped)).prm).toMatchObject({ model: 'qwen25-math-prm-7b', vllmPooling: { stepTag: '<extra_0>', positiveIndex: 1 } });
+    expect(BestOfNInput.parse(bestOfNInputFromConfig(shipped)).rewardModels.map((m) => m.vllmPooling?.stepTag)).toEqual(['<extra_0>', ' ки']);
   });
 
   it('refuses prm mode without a reward model, naming prm and selection.mode', () => {
