@@ -11,6 +11,7 @@ import { splitSteps } from '../core/steps.js';
 import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
 import { recoverPartial } from '../store/partial.js';
 import { withFailureClasses } from './failures.js';
+import { heartbeatWhile } from './heartbeat.js';
 import type { SampledPrompt } from './sample-shard.js';
 
 export type ScoreShardInput = Pick<RaftIterationInput, 'steps' | 'storeRoot'> & { prm: PrmEndpoint; prmFingerprint: string; samples: SampleShardResult };
@@ -35,24 +36,26 @@ export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResu
     const done = await recoverPartial(partialPath, (x): x is ScoredPrompt => Array.isArray((x as ScoredPrompt | null)?.stepScores) && typeof (x as ScoredPrompt).id === 'string');
     const ctx = Context.current();
     const beat = () => ctx.heartbeat({ dataset: samples.dataset, shard: samples.shard, done: done.size, total: prompts.length } satisfies ShardHeartbeat);
-    beat();
 
     const prm = new PrmClient(input.prm);
-    await runSlidingWindow(
-      prompts.filter((p) => !done.has(p.id)),
-      input.prm.maxConcurrency,
-      async (p) => {
-        ctx.cancellationSignal.throwIfAborted();
-        const steps = p.responses.map((r) => splitSteps(r.text, input.steps));
-        const items = steps.flatMap((s, j) => (s.length > 0 ? [{ id: `${p.id}/${j}`, question: p.question, steps: s }] : []));
-        // All of a prompt's responses in one request: the server scores them in one batched pass.
-        const scores = items.length > 0 ? await prm.score(items) : [];
-        const byId = new Map(items.map((item, i) => [item.id, scores[i] as number[]]));
-        const scored: ScoredPrompt = { id: p.id, stepScores: steps.map((_, j) => byId.get(`${p.id}/${j}`) ?? []) };
-        await appendFile(partialPath, toJsonl([scored]));
-        done.set(p.id, scored);
-        beat();
-      },
+    // Beats also while a request retries inside the client.
+    await heartbeatWhile(beat, () =>
+      runSlidingWindow(
+        prompts.filter((p) => !done.has(p.id)),
+        input.prm.maxConcurrency,
+        async (p) => {
+          ctx.cancellationSignal.throwIfAborted();
+          const steps = p.responses.map((r) => splitSteps(r.text, input.steps));
+          const items = steps.flatMap((s, j) => (s.length > 0 ? [{ id: `${p.id}/${j}`, question: p.question, steps: s }] : []));
+          // All of a prompt's responses in one request: the server scores them in one batched pass.
+          const scores = items.length > 0 ? await prm.score(items) : [];
+          const byId = new Map(items.map((item, i) => [item.id, scores[i] as number[]]));
+          const scored: ScoredPrompt = { id: p.id, stepScores: steps.map((_, j) => byId.get(`${p.id}/${j}`) ?? []) };
+          await appendFile(partialPath, toJsonl([scored]));
+          done.set(p.id, scored);
+          beat();
+        },
+      ),
     );
 
     const lines = prompts.map((p) => done.get(p.id) as ScoredPrompt);

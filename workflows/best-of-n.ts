@@ -7,6 +7,7 @@ import { runDir as runDirOf } from '../core/layout.js';
 import type { ScoreShardResult } from '../core/raft.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { shardJobs } from './shard-plan.js';
+import { shardActivityOptions } from './shard-options.js';
 
 export const bestOfNProgressQuery = defineQuery<BestOfNProgress>('progress');
 
@@ -17,14 +18,7 @@ export async function bestOfN(input: BestOfNInput): Promise<BestOfNResult> {
     // Bounded: an unreachable server should fail the run in minutes, not hang it for days.
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });
-  const slowest = Math.max(input.policy.requestTimeoutSeconds, ...input.rewardModels.map((m) => m.requestTimeoutSeconds));
-  const shards = proxyActivities<Activities>({
-    taskQueue: input.taskQueues.cpu,
-    startToCloseTimeout: '12 hours',
-    // Shards report after every request; a silent one is a dead worker, so hand it to another soon.
-    heartbeatTimeout: `${slowest + 60} seconds`,
-    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
-  });
+  const shards = proxyActivities<Activities>(shardActivityOptions(input.taskQueues.cpu, '12 hours'));
 
   const runDir = runDirOf(input.storeRoot, workflowInfo().workflowId);
   // A reward model's progress entry is also its state: one whose error is set has dropped out of the run.

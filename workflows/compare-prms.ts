@@ -20,7 +20,7 @@ export const compareProgressQuery = defineQuery<CompareProgress>('progress');
 
 export async function comparePrms(input: ComparePrmsInput): Promise<ComparisonResult> {
   const { rewardModels, ...iteration } = input;
-  const { quick, shards, serving } = raftProxies({ ...input, prmTimeoutSeconds: Math.max(...rewardModels.map((r) => r.requestTimeoutSeconds)) });
+  const { quick, shards, serving } = raftProxies(input);
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
   const progress: CompareProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, finished: 0, failed: 0, iterations: rewardModels.length + SELECTION_BASELINES.length };

@@ -4,6 +4,7 @@ import { combineShards, type EvaluatePolicyInput, type EvaluationProgress } from
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { shardJobs } from './shard-plan.js';
+import { shardActivityOptions } from './shard-options.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { EvaluationActivities } from '../activities/index.js';
 
@@ -16,13 +17,9 @@ export async function evaluatePolicy(input: EvaluatePolicyInput): Promise<Evalua
     // Bounded: an unreachable policy server should fail the run in minutes, not hang it for days.
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });
-  const shards = proxyActivities<EvaluationActivities>({
-    taskQueue: input.taskQueues.cpu,
-    startToCloseTimeout: `${Math.max(30, input.policy.requestTimeoutSeconds * 4)} minutes`,
-    // A shard reports after every request; a silent one is a dead worker, so hand it to another soon.
-    heartbeatTimeout: `${Math.max(60, input.policy.requestTimeoutSeconds + 60)} seconds`,
-    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
-  });
+  const shards = proxyActivities<EvaluationActivities>(
+    shardActivityOptions(input.taskQueues.cpu, `${Math.max(30, input.policy.requestTimeoutSeconds * 4)} minutes`),
+  );
 
   const progress: EvaluationProgress = { stage: 'preparing', datasets: [] };
   setHandler(evaluationProgressQuery, () => progress);

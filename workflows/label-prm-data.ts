@@ -6,6 +6,7 @@ import { summarizeLabelShards, type LabelPrmDataInput, type LabelProgress, type 
 import { runDir as runDirOf } from '../core/layout.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { shardJobs } from './shard-plan.js';
+import { shardActivityOptions } from './shard-options.js';
 
 export const labelProgressQuery = defineQuery<LabelProgress>('progress');
 
@@ -15,13 +16,7 @@ export async function labelPrmData(input: LabelPrmDataInput): Promise<LabelRunSu
     startToCloseTimeout: '10 minutes',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });
-  const shards = proxyActivities<Activities>({
-    taskQueue: input.taskQueues.cpu,
-    startToCloseTimeout: '24 hours',
-    // A shard reports after every request; a silent one is a dead worker, so hand it to another soon.
-    heartbeatTimeout: `${Math.max(input.generator.requestTimeoutSeconds, input.completer.requestTimeoutSeconds) + 60} seconds`,
-    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
-  });
+  const shards = proxyActivities<Activities>(shardActivityOptions(input.taskQueues.cpu, '24 hours'));
 
   const runDir = runDirOf(input.storeRoot, workflowInfo().workflowId);
   const progress: LabelProgress = { stage: 'preparing', shardsTotal: 0, shardsDone: 0, problemsTotal: 0, problemsDone: 0, completions: 0 };

@@ -17,6 +17,7 @@ import type { ShardPlan } from '../core/evaluation.js';
 import type { SampleShardInput } from '../activities/sample-shard.js';
 import type { SelectResponsesInput } from '../activities/select-responses.js';
 import { shardJobs } from './shard-plan.js';
+import { shardActivityOptions } from './shard-options.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
@@ -28,7 +29,7 @@ import { evaluatePolicy } from './evaluate-policy.js';
 export const raftProgressQuery = defineQuery<RaftProgress>('progress');
 
 /** The activity proxies of an iteration, with the timeouts and retries each kind of stage needs. */
-export function raftProxies(input: Pick<RaftIterationInput, 'taskQueues' | 'policy' | 'serving' | 'sft'> & { prmTimeoutSeconds: number }) {
+export function raftProxies(input: Pick<RaftIterationInput, 'taskQueues' | 'sft'>) {
   const { cpu, gpu } = input.taskQueues;
   return {
     quick: proxyActivities<Activities>({
@@ -38,13 +39,7 @@ export function raftProxies(input: Pick<RaftIterationInput, 'taskQueues' | 'poli
       // Bounded: an unreachable server should fail the run in minutes, not hang it for days.
       retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
     }),
-    shards: proxyActivities<Activities>({
-      taskQueue: cpu,
-      startToCloseTimeout: '12 hours',
-      // Shards report after every request; a silent one is a dead worker, so hand it to another soon.
-      heartbeatTimeout: `${Math.max(input.policy.requestTimeoutSeconds, input.prmTimeoutSeconds) + 60} seconds`,
-      retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
-    }),
+    shards: proxyActivities<Activities>(shardActivityOptions(cpu, '12 hours')),
     serving: proxyActivities<Activities>({
       taskQueue: gpu,
       // Waiting for this worker's GPU counts here (a server elsewhere may hold it for a whole evaluation); the
@@ -93,7 +88,7 @@ export function sampleShardInput(
 export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
   const prm = input.selection.mode === 'prm' ? input.prm : undefined;
   if (input.selection.mode === 'prm' && !prm) throw ApplicationFailure.nonRetryable(`the iteration's input lacks ${PRM_REQUIRED}`, 'BadInput');
-  const { quick, shards, serving, training } = raftProxies({ ...input, prmTimeoutSeconds: prm?.requestTimeoutSeconds ?? 0 });
+  const { quick, shards, serving, training } = raftProxies(input);
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
   const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, scoring: prm !== undefined, shardsScored: 0, promptsTotal: 0, sft: null };

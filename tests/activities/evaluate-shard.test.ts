@@ -1,7 +1,8 @@
 // evaluateShard with a scripted policy server and the real math-verify grader: results, resume, cache, bad input.
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -65,8 +66,7 @@ afterEach(async () => {
   await server.close();
 });
 
-async function runShard(i: EvaluateShardInput, beats: ShardHeartbeat[] = []): Promise<EvalShardResult> {
-  const env = new MockActivityEnvironment();
+async function runShard(i: EvaluateShardInput, beats: ShardHeartbeat[] = [], env = new MockActivityEnvironment()): Promise<EvalShardResult> {
   env.on('heartbeat', (d: ShardHeartbeat) => beats.push(d));
   return env.run(evaluateShard, i);
 }
@@ -96,6 +96,25 @@ describe('evaluateShard', () => {
     expect(beats.at(-1)).toEqual({ dataset: 'tiny', shard: 0, done: 5, total: 5 });
     // Only the final files are left: no partial samples, no grader scratch, no temporary names.
     expect((await readdir(await shardDir())).sort()).toEqual(['result.json', 'results.jsonl']);
+  });
+
+  it('heartbeats while the grader runs', async () => {
+    // The grader waits (at most 20 s) for a heartbeat sent after it started, then grades for real.
+    const started = join(store, 'grading');
+    const go = join(store, 'go');
+    const grader = join(store, 'python');
+    await writeFile(
+      grader,
+      `#!/bin/sh\ntouch '${started}'\ni=0\nwhile [ ! -e '${go}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n` +
+        `[ -e '${go}' ] || { echo 'no heartbeat while grading' >&2; exit 1; }\nexec '${PYTHON}' "$@"\n`,
+    );
+    await chmod(grader, 0o755);
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 400 });
+    env.on('heartbeat', () => {
+      if (existsSync(started)) writeFileSync(go, '');
+    });
+    const result = await runShard({ ...input, python: grader }, [], env);
+    expect(result.tally).toEqual({ total: 5, correct: 2 });
   });
 
   it('reuses a finished shard without a single request', async () => {
