@@ -128,7 +128,7 @@ def test_seeds_train_one_model_per_label_set_and_seed_and_the_table_shows_the_sp
     args = ctp.build_parser().parse_args(["--out", "o", "--train", f"hard={f}", "--orm", f"orm={f}", "--seeds", "0,2"])
     specs = ctp.model_specs(args)
     assert [(s.name, s.group, s.seed, s.kind) for s in specs] == [
-        ("hard-s0", "hard", 0, "autoregressive"), ("hard-s2", "hard", 2, "autoregressive"), ("orm-s0", "orm", 0, "orm"), ("orm-s2", "orm", 2, "orm")]
+        ("hard-s0", "hard", 0, "autoregressive"), ("orm-s0", "orm", 0, "orm"), ("hard-s2", "hard", 2, "autoregressive"), ("orm-s2", "orm", 2, "orm")]
     assert [s.name for s in ctp.model_specs(ctp.build_parser().parse_args(["--out", "o", "--train", f"hard={f}", "--seed", "3"]))] == ["hard"]
     for bad in ("1,1", "-1", "a"):
         with pytest.raises(SystemExit):

@@ -117,7 +117,8 @@ def non_negative_ints(text: str) -> list[int]:
 def model_specs(args: argparse.Namespace) -> list[Spec]:
     seeds = args.seeds or [args.seed]
     named = [(n, "autoregressive", f) for n, f in args.train] + [(n, "orm", f) for n, f in args.orm]
-    specs = [Spec(f"{n}-s{seed}" if len(seeds) > 1 else n, kind, f, n, seed) for n, kind, f in named for seed in seeds]
+    # seed-major: a run stopped early still has every label set at its first seeds
+    specs = [Spec(f"{n}-s{seed}" if len(seeds) > 1 else n, kind, f, n, seed) for seed in seeds for n, kind, f in named]
     if not specs:
         raise BadConfig("nothing to compare: give at least one --train NAME=FILE or --orm NAME=FILE")
     dup = sorted(n for n, c in Counter(s.name for s in specs).items() if c > 1)
