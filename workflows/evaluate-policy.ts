@@ -17,9 +17,7 @@ export async function evaluatePolicy(input: EvaluatePolicyInput): Promise<Evalua
     // Bounded: an unreachable policy server should fail the run in minutes, not hang it for days.
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });
-  const shards = proxyActivities<EvaluationActivities>(
-    shardActivityOptions(input.taskQueues.cpu, `${Math.max(30, input.policy.requestTimeoutSeconds * 4)} minutes`),
-  );
+  const shards = proxyActivities<EvaluationActivities>(shardActivityOptions(input.taskQueues.cpu, `${evaluationShardTimeoutSeconds(input)} seconds`));
 
   const progress: EvaluationProgress = { stage: 'preparing', datasets: [] };
   setHandler(evaluationProgressQuery, () => progress);
@@ -65,4 +63,15 @@ export async function evaluatePolicy(input: EvaluatePolicyInput): Promise<Evalua
   await quick.writeRunSummary({ runDir, summary });
   progress.stage = 'done';
   return summary;
+}
+
+/**
+ * The longest a live evaluation shard may take: every round of requests (promptsPerRequest prompts to a request,
+ * maxConcurrency requests at a time) timing out on every attempt of the client, and half an hour for the grader.
+ * A dead worker is noticed by the heartbeat long before.
+ */
+export function evaluationShardTimeoutSeconds(input: Pick<EvaluatePolicyInput, 'policy' | 'evaluation'>): number {
+  const { policy, evaluation } = input;
+  const rounds = Math.ceil(evaluation.shardSize / (policy.promptsPerRequest * policy.maxConcurrency));
+  return rounds * policy.requestTimeoutSeconds * (policy.maxRetries + 1) + 30 * 60;
 }

@@ -1,4 +1,5 @@
 // evaluatePolicy on the time-skipping test server with mocked activities: order, retries, failures, fan-out bound.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -113,6 +114,27 @@ describe('evaluatePolicy', () => {
       const history = await env.client.workflow.getHandle('order').fetchHistory();
       await writeFile(HISTORY_FIXTURE, historyToJSON(history));
     }
+  });
+
+  it('bounds a shard by every request timing out on every attempt, and notices a silent one in 2 minutes', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const timeouts: Array<{ startToClose: number; heartbeat: number | undefined }> = [];
+    const input = testInput({ shardSize: 10 });
+    // 10 questions, 2 to a request, 2 requests at a time: 3 rounds of requests, each up to 4 attempts of 600 s.
+    const policy = { ...input.policy, promptsPerRequest: 2, maxConcurrency: 2, requestTimeoutSeconds: 600, maxRetries: 3 };
+    await run(
+      mockActivities(calls, {
+        async evaluateShard(i) {
+          const { info } = Context.current();
+          timeouts.push({ startToClose: info.startToCloseTimeoutMs, heartbeat: info.heartbeatTimeoutMs });
+          return base.evaluateShard(i);
+        },
+      }),
+      { ...input, policy },
+      'timeouts',
+    );
+    expect(new Set(timeouts.map((t) => JSON.stringify(t)))).toEqual(new Set([JSON.stringify({ startToClose: (3 * 4 * 600 + 1800) * 1000, heartbeat: 120_000 })]));
   });
 
   it('retries a shard that failed transiently and keeps the other shards', async () => {
