@@ -62,8 +62,8 @@ export async function exportLabels(job: LabelExportJob): Promise<LabelExportStat
       const hash = createHash('sha256');
       for await (const { line, text } of readJsonlLines(shard.uri)) {
         hash.update(`${text}\n`);
-        const parsed = LabeledSolution.safeParse(JSON.parse(text));
-        if (!parsed.success) throw new BadInputError(`${shard.uri} line ${line}: not a labeled solution: ${parsed.error.issues[0]?.message}`);
+        const parsed = LabeledSolution.safeParse(parseJsonLine(text, `${shard.uri}:${line}`));
+        if (!parsed.success) throw new BadInputError(`${shard.uri}:${line}: not a labeled solution: ${parsed.error.issues[0]?.message}; run the labeling again`);
         const example = exportExample(parsed.data, job.kind, job.eta, job.format);
         if (example === null) {
           stats.skipped += 1;
@@ -83,4 +83,13 @@ export async function exportLabels(job: LabelExportJob): Promise<LabelExportStat
   await writeFileAtomic(job.out, lines());
   stats.meanLabel = stats.steps > 0 ? labelSum / stats.steps : null;
   return stats;
+}
+
+/** A damaged counts file is bad input, named by file:line, like every other bad line. */
+function parseJsonLine(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new BadInputError(`${where}: not JSON (${(err as Error).message}); run the labeling again`);
+  }
 }

@@ -150,6 +150,20 @@ describe('exportLabels', () => {
     await expect(readFile(out)).rejects.toThrow(/ENOENT/);
   });
 
+  it('refuses a corrupt line as bad input naming file:line, leaving no output', async () => {
+    const runDir = join(store, 'runs', 'label-c');
+    const uri = join(runDir, 'labels.jsonl');
+    const [first, ...rest] = (await readFile(clean.uri, 'utf8')).trim().split('\n');
+    await writeFileAtomic(uri, [first, '{"problemId": "t-0", "st', ...rest].join('\n'));
+    const labelInput = { ...labelPrmDataInputFromConfig(parseConfigOk()), generator: common.generator, completer: common.completer };
+    await writeFileAtomic(join(runDir, 'summary.json'), JSON.stringify(summarizeLabelShards(runDir, labelInput, [{ ...clean, uri }])));
+    const out = join(store, 'corrupt.jsonl');
+    const err = await exportLabels({ runDir, kind: 'soft', format: 'jsonl', out }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadInputError);
+    expect((err as Error).message.startsWith(`${uri}:2: not JSON`)).toBe(true);
+    await expect(readFile(out)).rejects.toThrow(/ENOENT/);
+  });
+
   it('writes hard, soft and ER labels from the counts, in jsonl and Math-Shepherd form', async () => {
     const runDir = join(store, 'runs', 'label-y');
     const shard = clean;
