@@ -4,6 +4,7 @@ import { connectClient, resolveTemporalTarget } from '../stack/temporal-connecti
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
 import { follow, startAndFollow } from './run-workflow.js';
+import { describeRun } from './status.js';
 
 const USAGE = 'prm-raft resume RUN [--config FILE] [--json] [--detach]';
 
@@ -17,10 +18,8 @@ export async function resumeCommand(args: string[]): Promise<number> {
   if (!workflowId || extra.length > 0) throw new UsageError(`usage: ${USAGE}`);
   const config = await loadConfig(values.config);
   const client = await connectClient(resolveTemporalTarget(config.temporal));
+  const description = await describeRun(client, workflowId);
   const handle = client.workflow.getHandle(workflowId);
-  const description = await handle.describe().catch(() => {
-    throw new UsageError(`no run "${workflowId}" in namespace ${config.temporal.namespace}; \`prm-raft status\` lists recent runs`);
-  });
   const status = description.status.name;
   if (status === 'RUNNING') {
     process.stderr.write(`${workflowId} is still running; following it\n`);
