@@ -144,6 +144,20 @@ export const SftResult = z.strictObject({
 });
 export type SftResult = z.infer<typeof SftResult>;
 
+/**
+ * The next split of the effective batch after an out-of-memory: the largest per-device batch that divides the
+ * effective batch and is at most half the current one, accumulation making up the rest. The effective batch stays
+ * exact, so the SFT job keeps its identity and resumes its own checkpoints: 8×1 → 4×2, and an odd 7×1 → 1×7 (half of
+ * 7 would be 3×2 = 6, a different job). Null when the per-device batch is already 1.
+ */
+export function smallerBatchSplit(perDeviceBatchSize: number, gradientAccumulationSteps: number): { perDeviceBatchSize: number; gradientAccumulationSteps: number } | null {
+  const effective = perDeviceBatchSize * gradientAccumulationSteps;
+  for (let p = Math.floor(perDeviceBatchSize / 2); p >= 1; p -= 1) {
+    if (effective % p === 0) return { perDeviceBatchSize: p, gradientAccumulationSteps: effective / p };
+  }
+  return null;
+}
+
 export const ServedPolicy = z.strictObject({
   model: z.string(),
   baseUrl: z.string(),

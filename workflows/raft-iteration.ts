@@ -21,7 +21,7 @@ import { shardActivityOptions } from './shard-options.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
-import { isPrmToServe, PRM_REQUIRED, type PrmEndpoint, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult } from '../core/raft.js';
+import { isPrmToServe, PRM_REQUIRED, type PrmEndpoint, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult, smallerBatchSplit } from '../core/raft.js';
 import { meanSelectedScore } from '../core/selection.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { evaluatePolicy } from './evaluate-policy.js';
@@ -224,7 +224,7 @@ export function evaluationInput(input: Pick<RaftIterationInput, 'prompt' | 'eval
   };
 }
 
-/** Out of GPU memory: halve the per-device batch and double accumulation (same effective batch), if allowed. */
+/** Out of GPU memory: a smaller per-device batch and more accumulation (the same effective batch), if allowed. */
 async function trainWithBatchHalving(
   input: RaftIterationInput,
   sftData: { uri: string; count: number; sha256: string },
@@ -245,9 +245,9 @@ async function trainWithBatchHalving(
       });
     } catch (err) {
       const oom = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'OutOfMemory';
-      if (!oom || !input.sft.allowBatchHalving || perDeviceBatchSize <= 1) throw err;
-      perDeviceBatchSize = Math.floor(perDeviceBatchSize / 2);
-      gradientAccumulationSteps *= 2;
+      const smaller = smallerBatchSplit(perDeviceBatchSize, gradientAccumulationSteps);
+      if (!oom || !input.sft.allowBatchHalving || !smaller) throw err;
+      ({ perDeviceBatchSize, gradientAccumulationSteps } = smaller);
     }
   }
 }

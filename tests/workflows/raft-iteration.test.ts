@@ -163,6 +163,25 @@ describe('raftIteration', () => {
     expect(result.sft).toMatchObject({ perDeviceBatchSize: 2, gradientAccumulationSteps: 4 });
   });
 
+  it('keeps an odd effective batch exact after an out-of-memory, so the job resumes its own checkpoints', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const result = await run(
+      mockActivities(calls, async (input) => {
+        if (input.perDeviceBatchSize > 2) {
+          calls.push(`oom:${input.perDeviceBatchSize}`);
+          throw ApplicationFailure.nonRetryable('out of GPU memory', 'OutOfMemory');
+        }
+        return base.runSft(input);
+      }),
+      testInput('{ perDeviceBatchSize: 7, gradientAccumulationSteps: 2 }'),
+      'raft-oom-odd',
+    );
+    // 14 per step throughout: 7×2, then 2×7 (halving 7 to 3 would make 3×4 = 12, another job).
+    expect(calls.filter((c) => c.startsWith('oom:') || c.startsWith('sft:'))).toEqual(['oom:7', 'sft:2x7']);
+    expect(result.sft).toMatchObject({ perDeviceBatchSize: 2, gradientAccumulationSteps: 7 });
+  });
+
   it('fails on out-of-memory when halving is not allowed, without retrying', async () => {
     const calls: string[] = [];
     let attempts = 0;
