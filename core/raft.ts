@@ -186,7 +186,11 @@ export const RaftIterationResult = z.strictObject({
 });
 export type RaftIterationResult = z.infer<typeof RaftIterationResult>;
 
-export const RaftProgress = z.strictObject({
+/**
+ * What the progress query answers. A training stage's step and loss are in the SFT activity's heartbeats, which the
+ * CLI reads (a workflow never sees them). Not strict: workers built before carry a field `sft` that was always null.
+ */
+export const RaftProgress = z.object({
   stage: z.enum(['preparing', 'sampling', 'selecting', 'training', 'evaluating', 'done']),
   shardsTotal: z.number().int(),
   shardsSampled: z.number().int(),
@@ -194,6 +198,5 @@ export const RaftProgress = z.strictObject({
   scoring: z.boolean(),
   shardsScored: z.number().int(),
   promptsTotal: z.number().int(),
-  sft: z.strictObject({ step: z.number().int(), total: z.number().int(), loss: z.number().nullable() }).nullable(),
 });
 export type RaftProgress = z.infer<typeof RaftProgress>;

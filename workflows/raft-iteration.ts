@@ -91,7 +91,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
   const { quick, shards, serving, training } = raftProxies(input);
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
-  const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, scoring: prm !== undefined, shardsScored: 0, promptsTotal: 0, sft: null };
+  const progress: RaftProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, scoring: prm !== undefined, shardsScored: 0, promptsTotal: 0 };
   setHandler(raftProgressQuery, () => progress);
 
   type Shard = SelectResponsesInput['shards'][number];

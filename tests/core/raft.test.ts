@@ -1,7 +1,7 @@
-// The batch split after an out-of-memory: smaller per device, the effective batch exact.
+// The batch split after an out-of-memory (smaller per device, the effective batch exact), and the progress query.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { smallerBatchSplit } from '../../core/raft.js';
+import { RaftProgress, smallerBatchSplit } from '../../core/raft.js';
 
 describe('smallerBatchSplit', () => {
   it('halves an even per-device batch and doubles accumulation', () => {
@@ -24,5 +24,14 @@ describe('smallerBatchSplit', () => {
         expect(next!.perDeviceBatchSize).toBeGreaterThanOrEqual(1);
       }),
     );
+  });
+});
+
+describe('RaftProgress', () => {
+  const progress = { stage: 'training', shardsTotal: 2, shardsSampled: 2, scoring: true, shardsScored: 2, promptsTotal: 20 } as const;
+
+  it('has no SFT progress of its own (the CLI reads it from the SFT heartbeats), and reads older workers that sent sft: null', () => {
+    expect(RaftProgress.parse(progress)).toEqual(progress);
+    expect(RaftProgress.parse({ ...progress, sft: null })).toEqual(progress);
   });
 });
