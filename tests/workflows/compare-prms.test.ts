@@ -1,6 +1,8 @@
 // comparePrms on the time-skipping test server with mocked activities: one sampling stage, one iteration per
 // reward model and per selection baseline, and a failed iteration that leaves the others' rows.
-import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +131,57 @@ describe('comparePrms', () => {
       ['er-2', 'majority', 'oracle', 'orm', 'random'].map((name) => `compare:test:cmp-1-baseline->cmp-1-${name}-after`),
     );
     expect(reported[0]?.selected.sort()).toEqual(['er-2', 'majority', 'oracle', 'orm', 'random']);
+  });
+});
+
+describe('comparePrms cancelled', () => {
+  it('cancels every iteration, each ends cancelled, and the comparison ends cancelled without a table', async () => {
+    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+    const input = { ...comparePrmsInputFromConfig(parsed.config), taskQueues: { cpu: 'cancel-cpu', gpu: 'cancel-gpu' } };
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    // Every iteration (three reward models, three baselines) trains until it is cancelled.
+    let training = 0;
+    let allTraining!: () => void;
+    const trainingStarted = new Promise<void>((resolve) => {
+      allTraining = resolve;
+    });
+    const activities = {
+      ...base,
+      async runSft(): Promise<never> {
+        const ctx = Context.current();
+        if (++training === 6) allTraining();
+        // Heartbeats carry the cancellation to the activity; the sleep ends with it.
+        for (;;) {
+          ctx.heartbeat();
+          await ctx.sleep(50);
+        }
+      },
+      async writeComparisonReportFiles() {
+        calls.push('report');
+        return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
+      },
+    };
+    const bundle = await workflowBundle();
+    const workers = await Promise.all(
+      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
+        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities, maxHeartbeatThrottleInterval: '50ms' }),
+      ),
+    );
+    const handle = await env.client.workflow.start('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-cancel', args: [input] });
+    const outcome = (async () => {
+      await trainingStarted;
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    })();
+    const [first, ...rest] = workers;
+    const err = await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(outcome))).then((r) => r[0]));
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(calls).not.toContain('report');
+    for (const name of ['er-2', 'broken', 'orm', 'oracle', 'random', 'majority']) {
+      expect((await env.client.workflow.getHandle(`cmp-cancel-${name}`).describe()).status.name).toBe('CANCELLED');
+    }
   });
 });
 
