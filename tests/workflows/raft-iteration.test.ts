@@ -145,7 +145,12 @@ describe('raftIteration', () => {
     expect(result.sft.steps).toBe(10);
   });
 
-  it('halves the batch and doubles accumulation after an out-of-memory, when allowed', async () => {
+  // Out of memory above a per-device batch of 2. The effective batch stays exact, so the job resumes its own
+  // checkpoints: an odd 7×2 goes to 2×7 (halving 7 to 3 would make 3×4 = 12, another job).
+  it.each([
+    ['halves the batch and doubles accumulation', '{ perDeviceBatchSize: 8, gradientAccumulationSteps: 1 }', ['oom:8', 'oom:4', 'sft:2x4'], [2, 4]],
+    ['keeps an odd effective batch exact', '{ perDeviceBatchSize: 7, gradientAccumulationSteps: 2 }', ['oom:7', 'sft:2x7'], [2, 7]],
+  ])('%s after an out-of-memory, when allowed', async (_what, sft, expected, [perDeviceBatchSize, gradientAccumulationSteps]) => {
     const calls: string[] = [];
     const base = mockActivities(calls);
     const result = await run(
@@ -156,30 +161,11 @@ describe('raftIteration', () => {
         }
         return base.runSft(input);
       }),
-      testInput(),
-      'raft-oom-halving',
+      testInput(sft),
+      `raft-oom-${perDeviceBatchSize}x${gradientAccumulationSteps}`,
     );
-    expect(calls.filter((c) => c.startsWith('oom:') || c.startsWith('sft:'))).toEqual(['oom:8', 'oom:4', 'sft:2x4']);
-    expect(result.sft).toMatchObject({ perDeviceBatchSize: 2, gradientAccumulationSteps: 4 });
-  });
-
-  it('keeps an odd effective batch exact after an out-of-memory, so the job resumes its own checkpoints', async () => {
-    const calls: string[] = [];
-    const base = mockActivities(calls);
-    const result = await run(
-      mockActivities(calls, async (input) => {
-        if (input.perDeviceBatchSize > 2) {
-          calls.push(`oom:${input.perDeviceBatchSize}`);
-          throw ApplicationFailure.nonRetryable('out of GPU memory', 'OutOfMemory');
-        }
-        return base.runSft(input);
-      }),
-      testInput('{ perDeviceBatchSize: 7, gradientAccumulationSteps: 2 }'),
-      'raft-oom-odd',
-    );
-    // 14 per step throughout: 7×2, then 2×7 (halving 7 to 3 would make 3×4 = 12, another job).
-    expect(calls.filter((c) => c.startsWith('oom:') || c.startsWith('sft:'))).toEqual(['oom:7', 'sft:2x7']);
-    expect(result.sft).toMatchObject({ perDeviceBatchSize: 2, gradientAccumulationSteps: 7 });
+    expect(calls.filter((c) => c.startsWith('oom:') || c.startsWith('sft:'))).toEqual(expected);
+    expect(result.sft).toMatchObject({ perDeviceBatchSize, gradientAccumulationSteps });
   });
 
   it('fails on out-of-memory when halving is not allowed, without retrying', async () => {
