@@ -46,7 +46,9 @@ export async function runPrmTraining(input: RunPrmTrainingInput): Promise<PrmTra
     // What cannot change the weights stays out of the key (the job's own identity check leaves them out too).
     const { command: _c, maxAttempts: _m, timeoutHours: _t, threads: _th, saveSteps: _s, gradientCheckpointing: _g, ...hyper } = input.training;
     const base = resolve(input.training.base);
-    const key = contentKey({ v: 1, base, data: input.data.sha256, hyper });
+    // The labels' kind and η are in the key although the data's hash carries them: when two kinds give the same
+    // numbers (all counts 0 or m), each checkpoint must still say truthfully where it came from.
+    const key = contentKey({ v: 1, base, data: input.data.sha256, train: input.train, hyper });
     const outDir = resolve(cacheDir(input.storeRoot, 'prm', key));
     const resultPath = join(outDir, 'result.json');
     if (await exists(resultPath)) return { ...PrmTrainingResult.parse(await readJson(resultPath)), cached: true };
