@@ -4,7 +4,7 @@ import type { EvalDatasetConfig } from '../core/config.js';
 import { BadInputError } from '../core/errors.js';
 import { cacheDir } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
-import { readProblems } from '../store/dataset-files.js';
+import { readDataset } from '../store/dataset-files.js';
 import { contentKey, exists, readJson, sha256, sha256File, toJsonl, writeFileAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 
@@ -19,12 +19,7 @@ export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeR
     const manifestPath = join(dir, 'manifest.json');
     if (await exists(manifestPath)) return (await readJson(manifestPath)) as DatasetManifest;
 
-    const problems = await readProblems(dataset.path, dataset.source, { name: dataset.name, normalized: dataset.format === 'normalized' });
-    const skip = dataset.skip ?? 0;
-    const kept = problems.slice(skip, dataset.limit === undefined ? undefined : skip + dataset.limit);
-    if (kept.length === 0) {
-      throw new BadInputError(`dataset "${dataset.name}": no problems left in ${dataset.path} (${problems.length} read, skip ${skip}): lower skip or check the file`);
-    }
+    const kept = await readDataset(dataset);
     const text = toJsonl(kept);
     const uri = join(dir, 'problems.jsonl');
     await writeFileAtomic(uri, text);

@@ -54,7 +54,7 @@ export async function bonCommand(args: string[]): Promise<number> {
 
 /** Starts the bestOfN workflow and follows it; the tables come at the end. */
 function bonFromConfig(path: string, opts: { json: boolean; detach: boolean }): Promise<number> {
-  return startFromConfig(path, { type: 'bestOfN', idPrefix: 'bon', inputOf: bestOfNInputFromConfig }, opts);
+  return startFromConfig(path, { type: 'bestOfN', idPrefix: 'bon', inputOf: bestOfNInputFromConfig, datasetsOf: (i) => i.sampling.datasets }, opts);
 }
 
 /** Reads and validates every line before computing: a bad line is a UsageError naming file and line. */

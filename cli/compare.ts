@@ -1,6 +1,8 @@
 // prm-raft compare — tune the policy once per reward model from one shared sampling stage, and tabulate the results.
-import { comparePrmsInputFromConfig } from '../core/comparison.js';
+import { comparePrmsInputFromConfig, type ComparePrmsInput } from '../core/comparison.js';
+import type { Config } from '../core/config.js';
 import { parseFlags } from './flags.js';
+import { iterationDatasets } from './iterate.js';
 import { UsageError } from './load-config.js';
 import { runFolder, configWorkflowCommand } from './run-workflow.js';
 
@@ -14,5 +16,12 @@ export async function compareCommand(args: string[]): Promise<number> {
   const rest = at >= 0 ? [...args.slice(0, at), ...args.slice(at + 2)] : args;
   const { values } = parseFlags(rest, { config: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean' }, detach: { type: 'boolean' } }, USAGE);
   const labelRunDir = labels === undefined || !values.config ? undefined : await runFolder(labels, values.config);
-  return configWorkflowCommand(rest, USAGE, { type: 'comparePrms', idPrefix: 'compare', inputOf: (c, policy) => comparePrmsInputFromConfig(c, policy, labelRunDir) }, 'checkpoint');
+  const workflow = {
+    type: 'comparePrms',
+    idPrefix: 'compare',
+    inputOf: (c: Config, policy: string | undefined) => comparePrmsInputFromConfig(c, policy, labelRunDir),
+    // A finished labeling run given with --labels is read from the store, not from the labeling datasets.
+    datasetsOf: (i: ComparePrmsInput) => [...iterationDatasets(i), ...(i.training?.labeling?.labeling.datasets ?? [])],
+  };
+  return configWorkflowCommand(rest, USAGE, workflow, 'checkpoint');
 }

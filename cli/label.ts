@@ -21,7 +21,7 @@ export async function labelCommand(args: string[]): Promise<number> {
     USAGE,
   );
   if (!values.config || positionals.length > 0) throw new UsageError(`usage: ${USAGE}\n   or: ${EXPORT_USAGE}`);
-  return startFromConfig(values.config, { type: 'labelPrmData', idPrefix: 'label', inputOf: labelPrmDataInputFromConfig }, values);
+  return startFromConfig(values.config, { type: 'labelPrmData', idPrefix: 'label', inputOf: labelPrmDataInputFromConfig, datasetsOf: (i) => i.labeling.datasets }, values);
 }
 
 async function exportCommand(args: string[]): Promise<number> {

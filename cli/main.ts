@@ -19,7 +19,8 @@ import { prmCommand } from './prm.js';
 const HELP = `prm-raft — RAFT of math-reasoning LLMs guided by process reward models, on Temporal
 
 usage:
-  prm-raft config check FILE                 validate a config (exit 2 lists every problem)
+  prm-raft config check FILE                 validate a config and read every dataset it names
+                                             (exit 2 lists every problem)
   prm-raft dev up|down|status [--config F]   the embedded stack: Temporal dev server, model servers, worker
   prm-raft worker [--config F] [--queues cpu,gpu]
                                              a worker alone, for any Temporal address (TEMPORAL_* env overrides)

@@ -2,11 +2,12 @@
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import type { Config } from '../core/config.js';
+import type { Config, EvalDatasetConfig } from '../core/config.js';
 import { runDir } from '../core/layout.js';
 import { connectClient, resolveTemporalTarget } from '../stack/temporal-connection.js';
 import { parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
+import { preflightDatasets } from './preflight.js';
 import { formatResult } from './report.js';
 import { watchRun } from './watch.js';
 
@@ -40,19 +41,28 @@ export async function follow(client: Client, workflowId: string, json: boolean):
   return 0;
 }
 
-/** Loads the config, builds the workflow's input from it (what it lacks is a usage error), starts it and follows it. */
-export async function startFromConfig(
-  configPath: string,
-  workflow: { type: string; idPrefix: string; inputOf: (config: Config) => unknown },
-  opts: FollowOptions,
-): Promise<number> {
+/** A workflow a command starts from a config: its input, and the datasets that input makes it read. */
+export interface ConfigWorkflow<T> {
+  type: string;
+  idPrefix: string;
+  inputOf: (config: Config) => T;
+  /** Omitted by a workflow that reads no dataset file (PRM training reads a labeling run). */
+  datasetsOf?: (input: T) => readonly EvalDatasetConfig[];
+}
+
+/**
+ * Loads the config, builds the workflow's input from it (what it lacks is a usage error), reads every dataset it
+ * will read (bad input is a usage error, before anything starts), starts it and follows it.
+ */
+export async function startFromConfig<T>(configPath: string, workflow: ConfigWorkflow<T>, opts: FollowOptions): Promise<number> {
   const config = await loadConfig(configPath);
-  let input;
+  let input: T;
   try {
     input = workflow.inputOf(config);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  await preflightDatasets(workflow.datasetsOf?.(input) ?? []);
   const client = await connectClient(resolveTemporalTarget(config.temporal));
   const workflowId = newWorkflowId(workflow.idPrefix, config.name);
   return startAndFollow(client, { type: workflow.type, workflowId, taskQueue: config.temporal.taskQueues.cpu, input }, opts);
@@ -62,10 +72,10 @@ export async function startFromConfig(
  * `COMMAND --config FILE [--policy P] [--json] [--detach]`: start the workflow built from the config and follow it.
  * `--policy` is a model name the policy server serves, or a checkpoint directory the pipeline serves itself.
  */
-export async function configWorkflowCommand(
+export async function configWorkflowCommand<T>(
   args: string[],
   usage: string,
-  workflow: { type: string; idPrefix: string; inputOf: (config: Config, policy: string | undefined) => unknown },
+  workflow: Omit<ConfigWorkflow<T>, 'inputOf'> & { inputOf: (config: Config, policy: string | undefined) => T },
   policyIs: 'model' | 'checkpoint',
 ): Promise<number> {
   const { values, positionals } = parseFlags(

@@ -1,4 +1,5 @@
 // Dataset files on disk → normalized problems, streamed line by line so large files never sit whole in memory.
+import type { EvalDatasetConfig } from '../core/config.js';
 import { parseDatasetLine, parseNormalizedLine } from '../core/datasets.js';
 import { BadInputError } from '../core/errors.js';
 import type { DatasetSource, ProblemRecord } from '../core/records.js';
@@ -46,4 +47,19 @@ export async function readProblems(
   const problems: ProblemRecord[] = [];
   for await (const problem of streamProblems(path, source, options)) problems.push(problem);
   return problems;
+}
+
+/**
+ * A configured dataset as a run reads it: every line parsed (those that `skip` and `limit` leave out too), then
+ * `skip` and `limit` applied. A missing file, a bad line or nothing left is bad input. The prepare stage and the
+ * CLI's pre-flight both read datasets through this, so the CLI refuses exactly what the stage would.
+ */
+export async function readDataset(dataset: EvalDatasetConfig): Promise<ProblemRecord[]> {
+  const problems = await readProblems(dataset.path, dataset.source, { name: dataset.name, normalized: dataset.format === 'normalized' });
+  const skip = dataset.skip ?? 0;
+  const kept = problems.slice(skip, dataset.limit === undefined ? undefined : skip + dataset.limit);
+  if (kept.length === 0) {
+    throw new BadInputError(`dataset "${dataset.name}": no problems left in ${dataset.path} (${problems.length} read, skip ${skip}): lower skip or check the file`);
+  }
+  return kept;
 }
