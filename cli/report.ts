@@ -1,6 +1,7 @@
 // What a finished run prints: the accuracy table of an evaluation, the before → after of an iteration.
 import type { BestOfNResult } from '../core/best-of-n.js';
 import type { ComparisonResult } from '../core/comparison.js';
+import { REFUSED_GROUP, refusedCount } from '../core/evaluation.js';
 import type { DatasetAccuracy, EvaluationSummary } from '../core/manifests.js';
 import type { LabelRunSummary } from '../core/labeling.js';
 import type { PrmTrainingResult } from '../core/prm-training.js';
@@ -17,10 +18,12 @@ function table(rows: string[][]): string {
 }
 
 export function formatAccuracyTable(summary: EvaluationSummary): string {
-  const rows = [['dataset', 'questions', 'correct', 'accuracy ± SE', 'truncated']];
+  // Refused questions count as wrong in the accuracy: the column says how many of the wrong answers they are.
+  const rows = [['dataset', 'questions', 'correct', 'accuracy ± SE', 'truncated', 'refused']];
   for (const d of summary.datasets) {
-    rows.push([d.dataset, String(d.total), String(d.correct), withStdErr(d.accuracy, d.total), String(d.truncated)]);
-    for (const [group, g] of Object.entries(d.groups).sort(([a], [b]) => a.localeCompare(b))) {
+    rows.push([d.dataset, String(d.total), String(d.correct), withStdErr(d.accuracy, d.total), String(d.truncated), String(refusedCount(d))]);
+    const groups = Object.entries(d.groups).filter(([group]) => group !== REFUSED_GROUP);
+    for (const [group, g] of groups.sort(([a], [b]) => a.localeCompare(b))) {
       rows.push([`  ${group}`, String(g.total), String(g.correct), withStdErr(g.accuracy, g.total), '']);
     }
   }
@@ -60,7 +63,7 @@ export function formatIteration(r: RaftIterationResult): string {
   const rows = [['dataset', 'before', 'after', 'change']];
   for (const b of r.before.datasets) {
     const a: DatasetAccuracy | undefined = r.after.datasets.find((d) => d.dataset === b.dataset);
-    const cell = (d: DatasetAccuracy) => `${withStdErr(d.accuracy, d.total)} (${d.correct}/${d.total})`;
+    const cell = (d: DatasetAccuracy) => `${withStdErr(d.accuracy, d.total)} (${d.correct}/${d.total}${refusedCount(d) > 0 ? `, ${refusedCount(d)} refused` : ''})`;
     // A result from before the evaluations were paired has no counts: its change is printed bare.
     const paired = r.change?.find((c) => c.dataset === b.dataset && c.total > 0);
     let change = '';

@@ -44,6 +44,18 @@ export function planShards(count: number, shardSize: number): ShardPlan[] {
   return shards;
 }
 
+/**
+ * The questions the policy server refused (a prompt longer than its context, say): graded wrong, recorded with
+ * finishReason "refused", and tallied as this group so every summary can say how many of its wrong answers they
+ * are. A group, so shard results and summaries carry the count in the schemas they already have.
+ */
+export const REFUSED_GROUP = 'finish:refused';
+
+/** How many questions of a dataset (or shard) the policy server refused. */
+export function refusedCount(d: { groups: Record<string, Tally> }): number {
+  return d.groups[REFUSED_GROUP]?.total ?? 0;
+}
+
 export function tallyResults(records: readonly EvalResultRecord[]): Pick<EvalShardResult, 'tally' | 'groups' | 'truncated'> {
   const groups: Record<string, Tally> = {};
   const add = (key: string, correct: boolean) => {
@@ -56,6 +68,7 @@ export function tallyResults(records: readonly EvalResultRecord[]): Pick<EvalSha
   for (const r of records) {
     if (r.correct) correct += 1;
     if (r.finishReason === 'length') truncated += 1;
+    if (r.finishReason === 'refused') add(REFUSED_GROUP, false);
     if (r.subject !== undefined) add(`subject:${r.subject}`, r.correct);
     if (r.level !== undefined) add(`level:${r.level}`, r.correct);
   }

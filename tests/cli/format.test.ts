@@ -2,7 +2,8 @@
 // noise, and the selection's right picks against the baselines on the same samples.
 import { describe, expect, it } from 'vitest';
 import { formatAccuracyTable, formatIteration } from '../../cli/report.js';
-import type { DatasetAccuracy, EvaluationSummary } from '../../core/manifests.js';
+import { combineShards, REFUSED_GROUP, tallyResults } from '../../core/evaluation.js';
+import type { DatasetAccuracy, EvalResultRecord, EvalShardResult, EvaluationSummary } from '../../core/manifests.js';
 import type { RaftIterationResult } from '../../core/raft.js';
 
 const accuracy = (dataset: string, correct: number, total: number, groups: DatasetAccuracy['groups'] = {}): DatasetAccuracy => ({
@@ -60,6 +61,13 @@ describe('formatIteration', () => {
     expect(line(text, 'small')).toMatch(/^small +50\.0% ± 5\.0 \(50\/100\) +53\.0% ± 5\.0 \(53\/100\) +\+3\.0 ± 3\.9 \(0\.8 SE, paired\) \(within 2 SE: noise\); gained 9, lost 6$/);
   });
 
+  it("says how many of an evaluation's questions the policy server refused", () => {
+    const refused = { [REFUSED_GROUP]: { total: 3, correct: 0, accuracy: 0 } };
+    const r = { ...result(), after: summary('new', [accuracy('tinymath-test', 174, 500, refused), accuracy('small', 53, 100)]) };
+    expect(line(formatIteration(r), 'tinymath-test')).toMatch(/ \(206\/500\) +34\.8% ± 2\.1 \(174\/500, 3 refused\) /);
+    expect(line(formatIteration(r), 'small')).not.toContain('refused');
+  });
+
   it('prints a bare change for a result written before the evaluations were paired', () => {
     const { change: _c, ...old } = result();
     const text = formatIteration(old as RaftIterationResult);
@@ -90,7 +98,33 @@ describe('formatAccuracyTable', () => {
   it('prints the standard error beside each accuracy, groups included', () => {
     const text = formatAccuracyTable(summary('base', [accuracy('math', 40, 160, { 'level 1': { total: 10, correct: 9, accuracy: 0.9 } })]));
     // √(.25·.75/160) = 3.4; √(.9·.1/10) = 9.5.
-    expect(line(text, 'math')).toMatch(/^math +160 +40 +25\.0% ± 3\.4 +0$/);
+    expect(line(text, 'math')).toMatch(/^math +160 +40 +25\.0% ± 3\.4 +0 +0$/);
     expect(line(text, '  level 1')).toMatch(/^ {2}level 1 +10 +9 +90\.0% ± 9\.5 *$/);
+  });
+
+  it('counts the questions the policy server refused, across shards, as wrong answers it names apart', () => {
+    const record = (id: string, finishReason: string, correct: boolean): EvalResultRecord => ({
+      id,
+      question: 'q',
+      reference: '1',
+      prediction: correct ? '1' : '',
+      finishReason,
+      extracted: correct ? '1' : null,
+      correct,
+      level: 1,
+    });
+    // What evaluateShard writes for a refused prompt: no prediction, finishReason "refused", wrong.
+    const shard = (records: EvalResultRecord[], index: number): EvalShardResult => ({
+      uri: `/s/${index}`, count: records.length, sha256: 'x', dataset: 'math', shard: index, cached: false, ...tallyResults(records),
+    });
+    const combined = combineShards([
+      shard([record('a', 'stop', true), record('b', 'refused', false), record('c', 'length', false)], 0),
+      shard([record('d', 'refused', false), record('e', 'stop', false)], 1),
+    ]);
+    const text = formatAccuracyTable(summary('base', [{ dataset: 'math', source: 'math', ...combined, results: { uri: '/r', count: 5, sha256: 'x' } }]));
+    expect(line(text, 'dataset')).toMatch(/ refused$/);
+    expect(line(text, 'math')).toMatch(/^math +5 +1 +20\.0% ± 17\.9 +1 +2$/);
+    expect(text).not.toContain(REFUSED_GROUP);
+    expect(line(text, '  level:1')).toMatch(/^ {2}level:1 +5 +1 +20\.0% ± 17\.9 *$/);
   });
 });
