@@ -1,8 +1,10 @@
-// Stage: PRM scores for every step of every response of a samples shard, one request per prompt.
+// Stage: PRM scores for every step of every response of a samples shard, one request per prompt; a response the PRM
+// refuses is recorded unscored with the reason (never selected), and the shard fails only when it refuses them all.
 import { Context } from '@temporalio/activity';
 import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PrmClient } from '../clients/prm.js';
+import { PrmClient, PrmRefusal, type PrmItem } from '../clients/prm.js';
+import { BadInputError } from '../core/errors.js';
 import type { ShardHeartbeat } from '../core/evaluation.js';
 import { cacheDir } from '../core/layout.js';
 import { ScoreShardResult, type PrmEndpoint, type RaftIterationInput, type SampleShardResult } from '../core/raft.js';
@@ -16,11 +18,15 @@ import type { SampledPrompt } from './sample-shard.js';
 
 export type ScoreShardInput = Pick<RaftIterationInput, 'steps' | 'storeRoot'> & { prm: PrmEndpoint; prmFingerprint: string; samples: SampleShardResult };
 
-/** One line of a scores shard: per response, its step scores ([] when it has no steps). */
+/** One line of a scores shard: per response, its step scores ([] when it has no steps or the PRM refused it). */
 export interface ScoredPrompt {
   id: string;
   stepScores: number[][];
+  /** The responses the PRM refused, by index, with its reason; absent when it refused none. */
+  unscored?: Array<{ index: number; reason: string }>;
 }
+
+type ItemScore = { scores: number[] } | { refused: string };
 
 export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResult> {
   return withFailureClasses(async () => {
@@ -38,6 +44,18 @@ export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResu
     const beat = () => ctx.heartbeat({ dataset: samples.dataset, shard: samples.shard, done: done.size, total: prompts.length } satisfies ShardHeartbeat);
 
     const prm = new PrmClient(input.prm);
+    // A refused request is asked again one item at a time, so one over-long response leaves only itself unscored.
+    const scoreItems = async (items: PrmItem[]): Promise<ItemScore[]> => {
+      try {
+        return (await prm.score(items)).map((scores) => ({ scores }));
+      } catch (err) {
+        if (!(err instanceof PrmRefusal)) throw err;
+        if (items.length === 1) return [{ refused: err.message }];
+        const alone: ItemScore[] = [];
+        for (const item of items) alone.push(...(await scoreItems([item])));
+        return alone;
+      }
+    };
     // Beats also while a request retries inside the client.
     await heartbeatWhile(beat, () =>
       runSlidingWindow(
@@ -48,9 +66,21 @@ export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResu
           const steps = p.responses.map((r) => splitSteps(r.text, input.steps));
           const items = steps.flatMap((s, j) => (s.length > 0 ? [{ id: `${p.id}/${j}`, question: p.question, steps: s }] : []));
           // All of a prompt's responses in one request: the server scores them in one batched pass.
-          const scores = items.length > 0 ? await prm.score(items) : [];
-          const byId = new Map(items.map((item, i) => [item.id, scores[i] as number[]]));
-          const scored: ScoredPrompt = { id: p.id, stepScores: steps.map((_, j) => byId.get(`${p.id}/${j}`) ?? []) };
+          const scores = items.length > 0 ? await scoreItems(items) : [];
+          const byId = new Map(items.map((item, i) => [item.id, scores[i] as ItemScore]));
+          const of = (j: number) => byId.get(`${p.id}/${j}`);
+          const unscored = steps.flatMap((_, j) => {
+            const s = of(j);
+            return s && 'refused' in s ? [{ index: j, reason: s.refused }] : [];
+          });
+          const scored: ScoredPrompt = {
+            id: p.id,
+            stepScores: steps.map((_, j) => {
+              const s = of(j);
+              return s && 'scores' in s ? s.scores : [];
+            }),
+            ...(unscored.length > 0 ? { unscored } : {}),
+          };
           await appendFile(partialPath, toJsonl([scored]));
           done.set(p.id, scored);
           beat();
@@ -59,10 +89,16 @@ export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResu
     );
 
     const lines = prompts.map((p) => done.get(p.id) as ScoredPrompt);
+    const refused = lines.flatMap((l) => l.unscored ?? []);
+    const perResponse = lines.flatMap((l) => l.stepScores);
+    const withSteps = perResponse.filter((s) => s.length > 0).length + refused.length;
+    if (refused.length > 0 && refused.length === withSteps) {
+      // Every response refused: the request itself is wrong (model, formatting, context), not the responses.
+      throw new BadInputError(`the PRM refused every response of shard ${samples.dataset}/${samples.shard}: ${refused[0]?.reason}`);
+    }
     const text = toJsonl(lines);
     const uri = join(dir, 'scores.jsonl');
     await writeFileAtomic(uri, text);
-    const perResponse = lines.flatMap((l) => l.stepScores);
     const result: ScoreShardResult = {
       uri,
       count: lines.length,
@@ -70,7 +106,8 @@ export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResu
       dataset: samples.dataset,
       shard: samples.shard,
       scored: perResponse.filter((s) => s.length > 0).length,
-      empty: perResponse.filter((s) => s.length === 0).length,
+      empty: perResponse.length - withSteps,
+      unscored: refused.length,
       cached: false,
     };
     await writeFileAtomic(resultPath, JSON.stringify(result, null, 2));

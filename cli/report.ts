@@ -46,9 +46,10 @@ function selectionLine(s: RaftIterationResult['selection']): string {
     s.mode === 'prm' && s.promptsWithACorrectResponse > 0
       ? `; prm right on ${percentText(s.selectedCorrect / s.promptsWithACorrectResponse)}% of the ${s.promptsWithACorrectResponse} prompts with a right response`
       : '';
+  const unscored = s.unscored ? `; ${s.unscored} responses unscored (refused by the PRM, never selected)` : '';
   const rejected = Object.keys(s.rejected).length ? `; rejected: ${Object.entries(s.rejected).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
   const scores = s.meanSelectedScore === null ? '' : `; selected score mean ${s.meanSelectedScore.toFixed(3)}, min ${s.minSelectedScore?.toFixed(3) ?? '-'}`;
-  return `selected  ${s.kept}/${s.prompts} prompts kept a response (selection.mode ${s.mode})${scores}; right picks: ${picks.join(' · ')}${share}${rejected}`;
+  return `selected  ${s.kept}/${s.prompts} prompts kept a response (selection.mode ${s.mode})${scores}; right picks: ${picks.join(' · ')}${share}${unscored}${rejected}`;
 }
 
 export function formatIteration(r: RaftIterationResult): string {

@@ -24,6 +24,18 @@ export const TOO_LARGE_FOR_ONE_FORWARD = 507;
 /** A 507: not retried as it is, split instead. */
 class TooLargeForOneForward extends Error {}
 
+/**
+ * The server refused the request for what its items hold (a response over the model's context, one item too large
+ * for a forward pass): the items may be scored one at a time and the refused one left unscored. Replies that break
+ * the protocol (a score outside [0, 1], a wrong number of scores) are plain BadInputErrors: the server is wrong.
+ */
+export class PrmRefusal extends BadInputError {
+  override name = 'PrmRefusal';
+}
+
+// 4xx statuses about the request's content; others (401, 403, 404: key, model, URL) are about the config.
+const CONTENT_REFUSALS = new Set([400, 413, 422]);
+
 export class PrmClient {
   private turn = 0;
 
@@ -41,7 +53,7 @@ export class PrmClient {
       return await this.scoreWithRetries(items);
     } catch (err) {
       if (!(err instanceof TooLargeForOneForward)) throw err;
-      if (items.length === 1) throw new BadInputError(`item "${(items[0] as PrmItem).id}" does not fit in one forward pass of the PRM: ${err.message}`);
+      if (items.length === 1) throw new PrmRefusal(`item "${(items[0] as PrmItem).id}" does not fit in one forward pass of the PRM: ${err.message}`);
       const half = Math.ceil(items.length / 2);
       return [...(await this.scoreSplitting(items.slice(0, half))), ...(await this.scoreSplitting(items.slice(half)))];
     }
@@ -103,7 +115,10 @@ export class PrmClient {
     const text = await res.text();
     if (res.status === TOO_LARGE_FOR_ONE_FORWARD) throw new TooLargeForOneForward(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
     if (res.status === 408 || res.status === 429 || res.status >= 500) throw new TransientError(`PRM server ${url} answered ${res.status}: ${text.slice(0, 300)}`);
-    if (!res.ok) throw new BadInputError(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
+    if (!res.ok) {
+      const Refusal = CONTENT_REFUSALS.has(res.status) ? PrmRefusal : BadInputError;
+      throw new Refusal(`PRM server ${url} answered ${res.status}: ${errorMessage(text)}`);
+    }
     try {
       return JSON.parse(text);
     } catch {

@@ -119,6 +119,8 @@ export const ScoreShardResult = ArtifactManifest.extend({
   /** Responses scored, and responses with no steps to score. */
   scored: z.number().int(),
   empty: z.number().int(),
+  /** Responses the PRM refused (over its context, say): recorded unscored with the reason. Absent in older results. */
+  unscored: z.number().int().optional(),
   cached: z.boolean(),
 });
 export type ScoreShardResult = z.infer<typeof ScoreShardResult>;
@@ -172,7 +174,12 @@ export const RaftIterationResult = z.strictObject({
   policyBefore: z.string(),
   policyAfter: z.string(),
   sampling: z.strictObject({ prompts: z.number().int(), responses: z.number().int(), truncated: z.number().int(), refused: z.number().int(), correct: z.number().int() }),
-  selection: SelectionStats.extend({ mode: SelectionMode, meanSelectedScore: z.number().nullable() }),
+  selection: SelectionStats.extend({
+    mode: SelectionMode,
+    meanSelectedScore: z.number().nullable(),
+    /** Responses the PRM refused to score (the scores shards' `unscored`): never selected. Absent in older results. */
+    unscored: z.number().int().optional(),
+  }),
   /** Which response each prompt kept, with its score and grade. */
   selected: ArtifactManifest,
   sft: SftResult,

@@ -1,11 +1,13 @@
 // scoreShard against a scripted PRM server: heartbeats while the client retries, and responses the server refuses.
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SampledPrompt } from '../../activities/sample-shard.js';
-import { scoreShard, type ScoreShardInput } from '../../activities/score-shard.js';
+import { scoreShard, type ScoredPrompt, type ScoreShardInput } from '../../activities/score-shard.js';
+import type { ScoreShardResult } from '../../core/raft.js';
 import { sha256, toJsonl } from '../../store/files.js';
 import { startStubServer, type StubHandler, type StubServer } from '../helpers/stub-server.js';
 
@@ -66,5 +68,41 @@ describe('scoreShard', () => {
     const result = await env.run(scoreShard, input);
     expect(result).toMatchObject({ scored: 1, empty: 0 });
     expect(server?.requests.length).toBeGreaterThan(1);
+  });
+
+  /** Refuses (400, as vLLM does over its context) every request holding a step that says LONG; scores the rest 0.5. */
+  const refuseLong = (_p: string, body: unknown) => {
+    const items = (body as { items: Items }).items;
+    return items.some((i) => i.steps.some((step) => step.includes('LONG')))
+      ? { status: 400, body: { error: { message: "This model's maximum context length is 4096 tokens." } } }
+      : scores(items);
+  };
+
+  it('scores the other responses of a prompt the PRM refused one at a time, and records the refused one unscored with its reason', async () => {
+    const input = await shardInput({ a: ['1 + 1 = 2\n2 + 2 = 4', 'LONG', ''], b: ['3 + 1 = 4'] }, refuseLong);
+    const result = (await new MockActivityEnvironment().run(scoreShard, input)) as ScoreShardResult;
+    expect(result).toMatchObject({ scored: 2, empty: 1, unscored: 1 });
+    const lines = (await readFile(result.uri, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ScoredPrompt);
+    expect(lines).toEqual([
+      { id: 'a', stepScores: [[0.5, 0.5], [], []], unscored: [{ index: 1, reason: expect.stringContaining("answered 400: This model's maximum context length") }] },
+      { id: 'b', stepScores: [[0.5]] },
+    ]);
+  });
+
+  it('fails the shard when the PRM refuses every response', async () => {
+    const input = await shardInput({ a: ['LONG 1'], b: ['LONG 2'] }, refuseLong);
+    const err = await new MockActivityEnvironment().run(scoreShard, input).catch((e: unknown) => e);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toContain('the PRM refused every response of shard d/0');
+  });
+
+  it('fails the shard on a reply that breaks the protocol, never calling it unscored', async () => {
+    const input = await shardInput({ a: ['1 + 1 = 2'], b: ['3 + 1 = 4'] }, (_p, body) => ({
+      status: 200,
+      body: { model: 'p', scores: (body as { items: Items }).items.map((i) => ({ id: i.id, step_scores: i.steps.map(() => 1.5) })) },
+    }));
+    const err = await new MockActivityEnvironment().run(scoreShard, input).catch((e: unknown) => e);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toContain('off the protocol');
   });
 });

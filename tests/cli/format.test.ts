@@ -83,6 +83,13 @@ describe('formatIteration', () => {
     );
   });
 
+  it('says how many responses the PRM refused to score', () => {
+    expect(line(formatIteration(result({ unscored: 4, rejected: { 'no-score': 4 } })), 'selected')).toMatch(
+      /right picks: .*; 4 responses unscored \(refused by the PRM, never selected\); rejected: no-score 4$/,
+    );
+    expect(line(formatIteration(result()), 'selected')).not.toContain('unscored');
+  });
+
   it("puts a baseline mode's own count first, without scores, and says why responses were rejected", () => {
     const majority = result({ mode: 'majority', scored: 0, scoreSum: 0, minSelectedScore: null, meanSelectedScore: null, selectedCorrect: 56, kept: 190, rejected: { truncated: 12 } });
     expect(line(formatIteration(majority), 'selected')).toBe(

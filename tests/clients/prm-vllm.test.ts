@@ -3,7 +3,7 @@
 // for both PRM styles: Qwen2.5-Math-PRM (<extra_0>, [p(wrong), p(right)]) and Math-Shepherd (ки, [p(+), p(-)]).
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkPrm } from '../../activities/check-prm.js';
-import { PrmClient } from '../../clients/prm.js';
+import { PrmClient, PrmRefusal } from '../../clients/prm.js';
 import { BadInputError, TransientError } from '../../core/errors.js';
 import type { VllmPoolingConfig } from '../../core/vllm-pooling.js';
 import { startStubServer, type StubServer } from '../helpers/stub-server.js';
@@ -107,10 +107,10 @@ describe('PrmClient through vLLM Pooling API', () => {
   it.each([
     ['today', { error: { message: "This model's maximum context length is 4096 tokens.", type: 'BadRequestError', param: null, code: 400 } }],
     ['in older vLLM', { object: 'error', message: "This model's maximum context length is 4096 tokens.", type: 'BadRequestError', param: null, code: 400 }],
-  ])("passes on vLLM's 400 message (%s form), without retrying", async (_form, body) => {
+  ])("passes on vLLM's 400 message (%s form), without retrying, as a refusal of the items (scored alone by a shard)", async (_form, body) => {
     const s = await stub(() => ({ status: 400, body }));
     const err = await client(s.url, QWEN, { maxRetries: 3 }).score(items).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BadInputError);
+    expect(err).toBeInstanceOf(PrmRefusal);
     expect((err as Error).message).toContain("answered 400: This model's maximum context length is 4096 tokens.");
     expect(s.requests).toHaveLength(1);
   });

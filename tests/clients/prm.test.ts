@@ -1,6 +1,6 @@
 // The PRM client against scripted servers: the protocol, ORM mode, and every malformed reply named.
 import { afterEach, describe, expect, it } from 'vitest';
-import { PrmClient } from '../../clients/prm.js';
+import { PrmClient, PrmRefusal } from '../../clients/prm.js';
 import { BadInputError, TransientError } from '../../core/errors.js';
 import { startStubServer, type StubServer } from '../helpers/stub-server.js';
 
@@ -54,6 +54,31 @@ describe('PrmClient', () => {
     expect(err).toBeInstanceOf(BadInputError);
     expect((err as Error).message).toContain('answered 400: item "q1/0" has no steps');
     expect(s.requests).toHaveLength(1);
+  });
+
+  it.each([
+    [400, true],
+    [413, true],
+    [422, true],
+    [404, false],
+    [401, false],
+  ])('calls a %i a refusal of the items (scorable one at a time) only when it is about their content: %s', async (status, refusal) => {
+    const s = await stub(() => ({ status, body: { error: { message: 'no' } } }));
+    const err = await client(s.url).score(items).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadInputError);
+    expect(err instanceof PrmRefusal).toBe(refusal);
+  });
+
+  it('refuses the one item that still answers 507 alone, and not a reply that breaks the protocol', async () => {
+    const s = await stub((its) =>
+      its.some((i) => i.id === 'q1/0') ? { status: 507, body: { error: { message: 'too large' } } } : { status: 200, body: { model: 'p', scores: its.map((i) => ({ id: i.id, step_scores: [1.5] })) } },
+    );
+    const refused = await client(s.url).score([items[0]!]).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PrmRefusal);
+    expect((refused as Error).message).toContain('item "q1/0" does not fit in one forward pass');
+    const broken = await client(s.url).score([items[1]!]).catch((e: unknown) => e);
+    expect(broken).toBeInstanceOf(BadInputError);
+    expect(broken).not.toBeInstanceOf(PrmRefusal);
   });
 
   it('retries a 5xx with backoff, then fails transiently', async () => {
