@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../clients/process.js';
 import { LabeledSolution, LabelRunSummary } from '../../core/labeling.js';
 import { EvalResultRecord, EvaluationSummary } from '../../core/manifests.js';
+import { ComparisonResult } from '../../core/comparison.js';
+import { PrmTrainingResult } from '../../core/prm-training.js';
 import { RaftIterationResult, RaftProgress } from '../../core/raft.js';
 import { makeStack, ROOT, type TestStack } from '../helpers/stack.js';
 
@@ -188,6 +190,48 @@ describe('the embedded stack', () => {
     const shepherd = await exported('er', 'math-shepherd', '-1000');
     for (const [i, line] of shepherd.entries()) expect(line.input.split('ки').length - 1).toBe(withSteps[i]!.steps.length);
   }, 600_000);
+
+  it('compares reward models it trains itself: label, train each PRM, RAFT with each, as one command', async () => {
+    const config = join(stack.dir, 'chain.yaml');
+    // SFT may crash once per job (the stack's fault hook): a second attempt resumes it.
+    const text = (await readFile(stack.config, 'utf8')).replace('maxAttempts: 1 }', 'maxAttempts: 2 }');
+    await writeFile(
+      config,
+      `${text}prmTraining: { base: ${join(ROOT, 'models/tinymath-policy')}, maxSteps: 3, batchSize: 4, learningRate: 0.0005, threads: 1 }
+rewardModels:
+  - { name: hard, train: { labels: hard } }
+  - { name: er-2, train: { labels: er, eta: 2 } }
+`,
+    );
+    const run = await stack.cli(['compare', '--config', config, '--json']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    const result = ComparisonResult.parse(JSON.parse(run.stdout));
+    expect(result.table.rows.map((r) => [r.name, r.error])).toEqual(
+      ['baseline', 'hard', 'er-2', 'oracle', 'random', 'majority'].map((name) => [name, null]),
+    );
+    const compareId = /started comparePrms (\S+)/.exec(run.stderr)?.[1];
+    // One labeling child; the two PRMs were trained from it, each with its labels, and recorded where they came from.
+    const prmDir = join(stack.dir, 'runs', 'cache', 'prm');
+    const trained = await Promise.all(
+      (await readdir(prmDir)).map(async (key) => PrmTrainingResult.parse(JSON.parse(await readFile(join(prmDir, key, 'result.json'), 'utf8')))),
+    );
+    expect(trained.map((t) => [t.provenance.labels, t.provenance.eta]).sort()).toEqual([['er', 2], ['hard', null]]);
+    for (const t of trained) {
+      expect(t.provenance.labelRunDir).toBe(join(stack.dir, 'runs', 'runs', `${compareId}-labeling`));
+      expect(t.steps).toBe(3);
+      expect(JSON.parse(await readFile(join(t.checkpoint, 'provenance.json'), 'utf8'))).toMatchObject({ labels: t.provenance.labels });
+      expect((await stat(join(t.checkpoint, 'prm_config.json'))).isFile()).toBe(true);
+    }
+    // Each trained PRM scored its iteration's samples (its own server, started and stopped by the iteration).
+    for (const name of ['hard', 'er-2']) {
+      const row = result.table.rows.find((r) => r.name === name)!;
+      const summary = RaftIterationResult.parse(JSON.parse(await readFile(join(row.runDir!, 'summary.json'), 'utf8')));
+      expect(summary.selection.mode).toBe('prm');
+      expect(summary.selection.scored).toBeGreaterThan(0);
+    }
+    const logs = await readdir(join(stack.dir, 'runs', 'logs'));
+    expect(logs.filter((f) => f.startsWith('prm-server-'))).toHaveLength(2);
+  }, 900_000);
 
   it('lists the runs, and `dev down` stops exactly what `dev up` started', async () => {
     const list = await stack.cli(['status', '--config', stack.config]);
