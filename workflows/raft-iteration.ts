@@ -199,7 +199,12 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
       refused: all.reduce((n, s) => n + s.refused, 0),
       correct: all.reduce((n, s) => n + s.correct, 0),
     },
-    selection: { ...selection.stats, mode: input.selection.mode, meanSelectedScore: meanSelectedScore(selection.stats) },
+    selection: {
+      ...selection.stats,
+      mode: input.selection.mode,
+      meanSelectedScore: meanSelectedScore(selection.stats),
+      unscored: sampling.reduce((n, s) => n + (s.scores?.unscored ?? 0), 0),
+    },
     selected: selection.selected,
     sft,
     before,
