@@ -15,7 +15,9 @@ export async function statusCommand(args: string[]): Promise<number> {
   const [workflowId] = positionals;
   if (workflowId === undefined) {
     let shown = 0;
-    for await (const wf of client.workflow.list({ pageSize: 20 })) {
+    for await (const wf of client.workflow.list({ pageSize: 100 })) {
+      // The runs users started: a comparison's dozen children would push every other run off the list.
+      if (wf.parentExecution) continue;
       process.stdout.write(`${wf.workflowId}  ${wf.type}  ${wf.status.name}  ${wf.startTime.toISOString()}\n`);
       if (++shown >= 20) break;
     }
