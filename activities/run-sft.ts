@@ -35,6 +35,7 @@ export async function runSft(input: RunSftInput): Promise<SftResult> {
       what: 'SFT job',
       command: sft.command,
       python: input.python,
+      storeRoot: input.storeRoot,
       outDir,
       outOfMemoryHint: `at per-device batch ${input.perDeviceBatchSize}`,
       job: {

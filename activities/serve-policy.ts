@@ -4,12 +4,14 @@ import { Context } from '@temporalio/activity';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { freePort } from '../clients/ports.js';
-import { isAlive, startBackground, stopBackground } from '../clients/process.js';
+import { isAlive, startBackground, startedHere, stopBackground } from '../clients/process.js';
+import { findRecordByPid, processRegistryDir, stopEarlierAttempts, stopRecorded } from '../clients/process-registry.js';
 import { fillCommand } from '../core/command.js';
 import { TransientError } from '../core/errors.js';
 import type { RaftIterationInput, ServedPolicy } from '../core/raft.js';
 import { withFailureClasses } from './failures.js';
 import { gpuLease } from './gpu-lease.js';
+import { currentActivity } from './training-job.js';
 
 export interface StartPolicyServerInput {
   checkpoint: string;
@@ -26,6 +28,8 @@ export function createServingActivities(stopQueue: string) {
     return withFailureClasses(async () => {
       const ctx = Context.current();
       const what = `${role} server for ${input.checkpoint}`;
+      // A worker killed while starting it left the earlier attempt's server running: stopped before another starts.
+      await stopEarlierAttempts(processRegistryDir(input.storeRoot), currentActivity(ctx), (line) => ctx.log.warn(line));
       await gpuLease.acquire(what, {
         signal: ctx.cancellationSignal,
         onWait: (holder) => ctx.heartbeat({ waitingFor: `the GPU, held by ${holder.what}` }),
@@ -48,8 +52,18 @@ export function createServingActivities(stopQueue: string) {
     startPolicyServer: (input: StartPolicyServerInput) => startServer('policy', input),
     startPrmServer: (input: StartPolicyServerInput) => startServer('PRM', input),
 
+    /**
+     * Stops a server on the machine that runs it. Any worker of that machine may get this (the stop queue is the
+     * host's): one that did not start it stops it through its record, which makes sure the pid is still that server.
+     */
     async stopPolicyServer(input: { pid: number }): Promise<void> {
-      await stopBackground(input.pid);
+      if (startedHere(input.pid)) {
+        await stopBackground(input.pid);
+      } else {
+        const found = findRecordByPid(input.pid);
+        if (found) await stopRecorded(found);
+        else Context.current().log.warn(`no server with pid ${input.pid} is recorded on this machine; nothing to stop`);
+      }
       gpuLease.release(input.pid);
     },
   };
@@ -67,7 +81,14 @@ async function launchServer(what: string, role: Role, port: number, input: Start
     port: String(port),
   }) as [string, ...string[]];
   // The server watches this pid and exits if the worker dies without stopping it.
-  const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1', PRM_RAFT_PARENT_PID: String(process.pid) });
+  // Recorded in the store's process registry: a retry, a restarted worker and `dev down` find it there.
+  const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1', PRM_RAFT_PARENT_PID: String(process.pid) }, {
+    dir: processRegistryDir(input.storeRoot),
+    kind: 'server',
+    what,
+    activity: currentActivity(ctx),
+    log: logPath,
+  });
   const deadline = Date.now() + input.serving.startupTimeoutSeconds * 1000;
   const health = `http://127.0.0.1:${port}/health`;
   try {

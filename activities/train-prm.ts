@@ -59,6 +59,7 @@ export async function runPrmTraining(input: RunPrmTrainingInput): Promise<PrmTra
       what: 'PRM training job',
       command: input.training.command,
       python: input.python,
+      storeRoot: input.storeRoot,
       outDir,
       job,
       outOfMemoryHint: `at batch ${input.training.batchSize} (lower prmTraining.batchSize, or set maxLength)`,

@@ -6,6 +6,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runProcess } from '../clients/process.js';
+import { processRegistryDir, stopEarlierAttempts } from '../clients/process-registry.js';
+import type { ActivityRef } from '../core/process-record.js';
 import { fillCommand } from '../core/command.js';
 import { BadInputError, TransientError } from '../core/errors.js';
 import { exists, readJson, writeFileAtomic } from '../store/files.js';
@@ -47,11 +49,22 @@ export interface TrainingJob {
   outDir: string;
   /** Said when the job runs out of GPU memory (what the caller can change). */
   outOfMemoryHint: string;
+  /** The store whose process registry records the job while it runs. */
+  storeRoot: string;
+}
+
+/** The activity attempt running now, as a process record names it (null outside a workflow). */
+export function currentActivity(ctx: Context): ActivityRef | null {
+  const { workflowExecution, activityId, activityType, attempt } = ctx.info;
+  if (!workflowExecution) return null;
+  return { workflowId: workflowExecution.workflowId, runId: workflowExecution.runId, activityId, activityType, attempt };
 }
 
 /** Runs the job to its end under this worker's GPU lease, heartbeating its progress. */
 export async function runTrainingJob(spec: TrainingJob): Promise<TrainingJobOutcome> {
   const ctx = Context.current();
+  // An earlier attempt whose worker died may have left its job running: two jobs must never share an output folder.
+  await stopEarlierAttempts(processRegistryDir(spec.storeRoot), currentActivity(ctx), (line) => ctx.log.warn(line));
   await gpuLease.acquire(`an ${spec.what}`, {
     signal: ctx.cancellationSignal,
     onWait: (holder) => ctx.heartbeat({ step: 0, total: 0, loss: null, waitingFor: `the GPU, held by ${holder.what}` } satisfies TrainingHeartbeat),
@@ -82,6 +95,7 @@ async function followJob(spec: TrainingJob, ctx: Context): Promise<TrainingJobOu
     outcome = await runProcess(file, args, {
       signal: ctx.cancellationSignal,
       env: { HF_HUB_OFFLINE: '1' },
+      record: { dir: processRegistryDir(spec.storeRoot), kind: 'job', what: spec.what, activity: currentActivity(ctx) },
       onStdoutLine: (line) => {
         let e: JobEvent;
         try {

@@ -1,5 +1,5 @@
 // prm-raft dev up|down|status — the embedded stack on this machine.
-import { stackDown, stackStatus, stackUp } from '../stack/dev-stack.js';
+import { stackDown, stackStatus, stackUp, stageProcesses } from '../stack/dev-stack.js';
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
 import { loadConfig, UsageError } from './load-config.js';
 
@@ -23,6 +23,11 @@ export async function devCommand(args: string[]): Promise<number> {
       const parts = await stackStatus(config, values.config);
       for (const p of parts) {
         process.stdout.write(`${p.name.padEnd(9)} ${p.healthy ? 'healthy' : 'DOWN   '} pid ${p.pid ?? '-'}  ${p.healthy ? (p.url ?? '') : p.detail}\n`);
+      }
+      // What stages started and have not stopped yet (`dev down` stops these too).
+      for (const r of stageProcesses(config)) {
+        const run = r.activity ? `, ${r.activity.activityType} of ${r.activity.workflowId}` : '';
+        process.stdout.write(`stage     process ${r.process.pid}  ${r.what}${run}, since ${r.startedAt}\n`);
       }
       return parts.every((p) => p.healthy) ? 0 : 1;
     }

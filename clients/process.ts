@@ -3,12 +3,36 @@ import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { forgetRecord, recordProcess, type RecordSpec } from './process-registry.js';
 
-const liveGroups = new Set<number>();
+/** Every process group this process started and has not seen end, with its registry record if it has one. */
+const liveGroups = new Map<number, string | null>();
 
-/** Kills every process group this process started; the worker calls it on shutdown. */
+/** Kills every process group this process started, and forgets their records; the worker calls it on shutdown. */
 export function killAllProcessGroups(signal: NodeJS.Signals = 'SIGKILL'): void {
-  for (const pid of liveGroups) killGroup(pid, signal);
+  for (const [pid, record] of liveGroups) {
+    killGroup(pid, signal);
+    if (record && signal === 'SIGKILL') forgetRecord(record);
+  }
+}
+
+function track(pid: number, file: string, args: readonly string[], record: RecordSpec | undefined): void {
+  let path: string | null = null;
+  if (record) {
+    try {
+      path = recordProcess(record, pid, [file, ...args]).path;
+    } catch (err) {
+      // An unrecorded process is still killed with this worker; only a restarted worker would not find it.
+      process.stderr.write(`could not record ${record.what} (pid ${pid}) in ${record.dir}: ${(err as Error).message}\n`);
+    }
+  }
+  liveGroups.set(pid, path);
+}
+
+function untrack(pid: number): void {
+  const path = liveGroups.get(pid);
+  if (path) forgetRecord(path);
+  liveGroups.delete(pid);
 }
 
 export function killGroup(pid: number, signal: NodeJS.Signals): void {
@@ -33,6 +57,8 @@ export interface RunProcessOptions {
   onStdoutLine?: (line: string) => void;
   /** Seconds between SIGTERM and SIGKILL on cancellation. */
   killGraceSeconds?: number;
+  /** Records the process in a registry while it runs (see clients/process-registry.ts). */
+  record?: RecordSpec;
 }
 
 /** Runs a command to completion; resolves with its exit code whatever it is, rejects if it cannot start or is cancelled. */
@@ -51,7 +77,7 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     const result = await child;
     throw new Error(`could not start ${file}: ${result.message ?? 'unknown error'}`);
   }
-  liveGroups.add(pid);
+  track(pid, file, args, opts.record);
   const cancel = () => {
     killGroup(pid, 'SIGTERM');
     setTimeout(() => killGroup(pid, 'SIGKILL'), (opts.killGraceSeconds ?? 5) * 1000).unref();
@@ -77,7 +103,7 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     opts.signal?.removeEventListener('abort', cancel);
     // Grandchildren may outlive a finished parent; the group goes with it.
     killGroup(pid, 'SIGKILL');
-    liveGroups.delete(pid);
+    untrack(pid);
   }
 }
 
@@ -85,13 +111,13 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
  * Starts a long-lived server in its own process group, its output appended to `logPath`. It is killed with
  * the worker (killAllProcessGroups) or by `stopBackground`.
  */
-export function startBackground(file: string, args: readonly string[], logPath: string, env?: Record<string, string>): number {
+export function startBackground(file: string, args: readonly string[], logPath: string, env?: Record<string, string>, record?: RecordSpec): number {
   const log = openSync(logPath, 'a');
   try {
     const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...env } });
     if (child.pid === undefined) throw new Error(`could not start ${file}`);
     child.unref();
-    liveGroups.add(child.pid);
+    track(child.pid, file, args, record);
     return child.pid;
   } finally {
     closeSync(log);
@@ -104,7 +130,12 @@ export async function stopBackground(pid: number, graceSeconds = 10): Promise<vo
   const deadline = Date.now() + graceSeconds * 1000;
   while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   if (isAlive(pid)) killGroup(pid, 'SIGKILL');
-  liveGroups.delete(pid);
+  untrack(pid);
+}
+
+/** Whether this process started `pid` and has not seen it end. */
+export function startedHere(pid: number): boolean {
+  return liveGroups.has(pid);
 }
 
 export function isAlive(pid: number): boolean {

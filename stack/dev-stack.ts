@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { isTrainedRewardModel, type Config, type PrmConfig } from '../core/config.js';
 import { exists, writeFileAtomic } from '../store/files.js';
 import { isAlive, startBackground, stopBackground } from '../clients/process.js';
+import { here, listRecords, processRegistryDir, recordState, stopAllRecorded } from '../clients/process-registry.js';
+import { processCount } from '../core/process-record.js';
 import { connectClient } from './temporal-connection.js';
 
 export interface StackPart {
@@ -188,24 +190,43 @@ export async function stackStatus(config: Config, configPath: string): Promise<P
   );
 }
 
-/** Stops exactly what `up` recorded, newest first, and waits until each is gone. */
-export async function stackDown(config: Config, log: (line: string) => void): Promise<void> {
+/** The processes stages started on this machine (SFT and PRM-training jobs, served policies and PRMs) still running. */
+export function stageProcesses(config: Config) {
+  return listRecords(processRegistryDir(config.store.root))
+    .map((r) => r.record)
+    .filter((r) => r.host === here().host && recordState(r) !== 'gone');
+}
+
+/**
+ * Stops what `up` recorded and every process a stage recorded (the worker first, so it starts nothing new, then
+ * the stages' processes, then the rest), waits until each is gone, and says how many it stopped.
+ */
+export async function stackDown(config: Config, log: (line: string) => void): Promise<{ stack: number; stages: number }> {
   const dir = pidDir(config);
-  if (!(await exists(dir))) return;
   const order = ['worker', 'policy', 'prm', 'temporal'];
   // Reward model servers (rm-<name>) go down with the prm one.
   const rank = (name: string) => order.indexOf(name.startsWith('rm-') ? 'prm' : name);
-  const names = (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+  const names = (await exists(dir)) ? (await readdir(dir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
   names.sort((a, b) => rank(a) - rank(b));
+  let stack = 0;
+  let stages = 0;
+  const stopStages = async () => {
+    stages = (await stopAllRecorded(processRegistryDir(config.store.root), log)).length;
+  };
+  if (!names.includes('worker')) await stopStages();
   for (const name of names) {
     const path = join(dir, `${name}.json`);
     const record = JSON.parse(await readFile(path, 'utf8')) as PidRecord;
     if (await isSameProcess(record)) {
       await stopBackground(record.pid, 15);
+      stack += 1;
       log(`${name}: stopped (pid ${record.pid})`);
     } else {
       log(`${name}: was not running`);
     }
     await rm(path, { force: true });
+    if (name === 'worker') await stopStages();
   }
+  log(`stopped ${processCount(stack)} of the stack and ${processCount(stages)} started by stages`);
+  return { stack, stages };
 }

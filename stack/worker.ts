@@ -5,6 +5,8 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities/index.js';
 import { killAllProcessGroups } from '../clients/process.js';
+import { knownRegistryDirs, rememberRegistryDir } from '../clients/process-registry.js';
+import { startReaper } from './process-reaper.js';
 
 export interface WorkerOptions {
   connection: NativeConnection;
@@ -12,6 +14,16 @@ export interface WorkerOptions {
   taskQueues: { cpu: string; gpu: string };
   /** Which queues this process serves: the embedded default serves both. */
   serve: Array<'cpu' | 'gpu'>;
+  /** Process registries to reap (the config's store); the ones activities write to are added as they are used. */
+  processDirs?: string[];
+}
+
+/**
+ * The queue on which this machine's servers are stopped. Per host, not per worker process: a worker started after
+ * the one that started a server was killed still gets its stop, and finds the server by its record.
+ */
+export function hostQueue(gpuQueue: string): string {
+  return `${gpuQueue}@${hostname()}`;
 }
 
 /** The compiled workflows beside this file, or the TypeScript sources when run from them (tests). */
@@ -20,8 +32,9 @@ export const workflowsPath = ['../workflows/index.js', '../workflows/index.ts']
   .find((p) => existsSync(p)) as string;
 
 export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
-  // This process's own queue: a server it starts can only be stopped here.
-  const workerQueue = `${opts.taskQueues.gpu}@${hostname()}-${process.pid}`;
+  // This machine's queue: a server started here can only be stopped here.
+  const workerQueue = hostQueue(opts.taskQueues.gpu);
+  for (const dir of opts.processDirs ?? []) rememberRegistryDir(dir);
   const activities = createActivities({ workerQueue });
   const own = Worker.create({ connection: opts.connection, namespace: opts.namespace, taskQueue: workerQueue, activities });
   return Promise.all([
@@ -45,13 +58,25 @@ export async function createWorkers(opts: WorkerOptions): Promise<Worker[]> {
   ]);
 }
 
-/** Runs until SIGINT/SIGTERM; child process groups die with the worker. */
-export async function runWorkers(workers: Worker[]): Promise<void> {
+/**
+ * Runs until SIGINT/SIGTERM; child process groups die with the worker. First, and every 30 s while it runs, it reaps
+ * what the process registries hold that nobody else would stop (stack/process-reaper.ts).
+ */
+export async function runWorkers(workers: Worker[], reap?: { connection: NativeConnection; namespace: string }): Promise<void> {
   const cleanup = () => killAllProcessGroups();
   process.once('exit', cleanup);
+  const reaper = reap
+    ? await startReaper({
+        workflowService: reap.connection.workflowService,
+        namespace: reap.namespace,
+        dirs: knownRegistryDirs,
+        log: (line) => process.stderr.write(`${line}\n`),
+      })
+    : null;
   try {
     await Promise.all(workers.map((w) => w.run()));
   } finally {
+    reaper?.stop();
     cleanup();
   }
 }
