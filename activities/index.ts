@@ -12,6 +12,7 @@ import { scoreShard } from './score-shard.js';
 import { selectResponses } from './select-responses.js';
 import { createServingActivities } from './serve-policy.js';
 import { exportPrmTrainingData, runPrmTraining } from './train-prm.js';
+import { writeCampaignReport } from './write-campaign-report.js';
 import { writeComparisonReportFiles } from './write-comparison-report.js';
 import { mergeShardResults, writeRunSummary } from './write-results.js';
 
@@ -36,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
     writeLabelPlan,
     labelShard,
     writeComparisonReportFiles,
+    writeCampaignReport,
     bestOfNTables,
     exportPrmTrainingData,
     runPrmTraining,

@@ -1,4 +1,4 @@
-// Stage: a raw dataset file → normalized problems in the store, once per file content, skip and limit.
+// Stage: a raw dataset file → normalized problems in the store, once per file content, skip, limit and slice.
 import { join } from 'node:path';
 import type { EvalDatasetConfig } from '../core/config.js';
 import { BadInputError } from '../core/errors.js';
@@ -14,7 +14,7 @@ export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeR
     if (!(await exists(dataset.path))) {
       throw new BadInputError(`dataset "${dataset.name}": file ${dataset.path} not found (relative paths are read from the worker's directory, ${process.cwd()})`);
     }
-    const key = contentKey({ v: 1, source: dataset.source, format: dataset.format, name: dataset.name, file: await sha256File(dataset.path), skip: dataset.skip, limit: dataset.limit });
+    const key = contentKey({ v: 1, source: dataset.source, format: dataset.format, name: dataset.name, file: await sha256File(dataset.path), skip: dataset.skip, limit: dataset.limit, slice: dataset.slice });
     const dir = cacheDir(storeRoot, 'datasets', key);
     const manifestPath = join(dir, 'manifest.json');
     if (await exists(manifestPath)) return (await readJson(manifestPath)) as DatasetManifest;

@@ -15,6 +15,7 @@ import { labelsCommand } from './labels.js';
 import { iterateCommand } from './iterate.js';
 import { resumeCommand } from './resume.js';
 import { prmCommand } from './prm.js';
+import { campaignCommand } from './campaign.js';
 
 const HELP = `prm-raft — RAFT of math-reasoning LLMs guided by process reward models, on Temporal
 
@@ -31,7 +32,13 @@ usage:
   prm-raft compare --config F [--policy CHECKPOINT_DIR] [--labels RUN] [--json] [--detach]
                                              one RAFT iteration per reward model from one sampling stage: Table 1;
                                              reward models with \`train\` are trained first (from RUN, or labeling)
-  prm-raft report RUN [--config F]           rebuild a comparison's or best-of-N run's HTML report from its artifacts
+  prm-raft campaign start --config F [--id ID] [--policy CHECKPOINT_DIR] [--auto]
+                                             a RAFT campaign: iteration after iteration from the last tuned
+                                             policy, each on fresh prompts, until a stop rule (config: campaign)
+  prm-raft campaign next|status|pause|resume|stop|schedule|unschedule ID [--config F]
+                                             trigger the next iteration (starting the campaign if ID is new), show
+                                             the per-iteration table, or schedule triggers (\`campaign --help\`)
+  prm-raft report RUN [--config F]           rebuild a comparison's, best-of-N run's or campaign's HTML report from its artifacts
   prm-raft resume RUN [--config F]           start a failed run again; finished stages are skipped
   prm-raft status [WORKFLOW_ID] [--config F] reattach to a run, or list recent runs
   prm-raft grade --in FILE.jsonl [--out FILE.jsonl]
@@ -74,6 +81,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   labels: labelsCommand,
   data: dataCommand,
   prm: prmCommand,
+  campaign: campaignCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

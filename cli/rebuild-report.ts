@@ -1,9 +1,10 @@
-// prm-raft report RUN — rebuild a comparison's or best-of-N run's HTML report and tables from its stored artifacts.
+// prm-raft report RUN — rebuild a comparison's, best-of-N run's or campaign's HTML report and tables from its stored artifacts.
 import { join } from 'node:path';
 import { writeComparisonReportFiles } from '../activities/write-comparison-report.js';
 import { BestOfNResult } from '../core/best-of-n.js';
 import { ComparisonResult } from '../core/comparison.js';
-import { writeBestOfNReport } from '../report/write-report.js';
+import { writeBestOfNReport, writeCampaignReport } from '../report/write-report.js';
+import { CampaignView } from '../core/campaign.js';
 import { exists, readJson } from '../store/files.js';
 import { DEFAULT_CONFIG, parseFlags } from './flags.js';
 import { UsageError } from './load-config.js';
@@ -16,6 +17,13 @@ export async function reportCommand(args: string[]): Promise<number> {
   const [run, ...extra] = positionals;
   if (!run || extra.length > 0) throw new UsageError(`usage: ${USAGE}`);
   const dir = await runFolder(run, values.config);
+  // A campaign keeps its state beside its report, rewritten after every iteration: no summary to wait for.
+  const campaignPath = join(dir, 'campaign.json');
+  if (await exists(campaignPath)) {
+    const files = await writeCampaignReport(dir, CampaignView.parse(await readJson(campaignPath)));
+    process.stdout.write(`${files.html}\n`);
+    return 0;
+  }
   const summaryPath = join(dir, 'summary.json');
   if (!(await exists(summaryPath))) {
     throw new UsageError(`${dir} has no summary.json: the run has not finished (\`prm-raft status ${run}\` shows where it is)`);
@@ -33,5 +41,5 @@ export async function reportCommand(args: string[]): Promise<number> {
     process.stdout.write(`${files.html}\n`);
     return 0;
   }
-  throw new UsageError(`${summaryPath} is not the summary of a comparison or a best-of-N run; only those have reports`);
+  throw new UsageError(`${summaryPath} is not the summary of a comparison or a best-of-N run; only those and campaigns have reports`);
 }

@@ -1,4 +1,6 @@
 // What a finished run prints: the accuracy table of an evaluation, the before → after of an iteration.
+import type { CampaignView } from '../core/campaign.js';
+import { campaignMarkdown } from '../report/campaign.js';
 import type { BestOfNResult } from '../core/best-of-n.js';
 import type { ComparisonResult } from '../core/comparison.js';
 import { REFUSED_GROUP, refusedCount } from '../core/evaluation.js';
@@ -123,5 +125,6 @@ export function formatResult(type: string, result: unknown): string {
   if (type === 'labelPrmData') return formatLabeling(result as LabelRunSummary);
   if (type === 'bestOfN') return formatBestOfN(result as BestOfNResult);
   if (type === 'trainPrm') return formatPrmTraining(result as PrmTrainingResult);
+  if (type === 'raftCampaign') return campaignMarkdown(result as CampaignView);
   return formatAccuracyTable(result as EvaluationSummary);
 }

@@ -2,6 +2,8 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { BestOfNProgress } from '../core/best-of-n.js';
+import { CampaignView } from '../core/campaign.js';
+import { campaignStateLine } from '../report/campaign.js';
 import { CompareProgress } from '../core/comparison.js';
 import { EvaluationProgress, ShardHeartbeat } from '../core/evaluation.js';
 import { LabelHeartbeat, LabelProgress } from '../core/labeling.js';
@@ -72,6 +74,13 @@ async function progressLine(client: Client, workflowId: string, type: string): P
     return { line: `${c.stage}: ${c.shardsSampled}/${c.shardsTotal} shards sampled`, done: c.shardsSampled, total: c.shardsTotal };
   }
   if (type === 'bestOfN') return bestOfNLine(handle);
+  if (type === 'raftCampaign') {
+    const c = CampaignView.parse(await handle.query('campaign'));
+    const t = c.iterations + 1;
+    if (c.status !== 'running') return { line: campaignStateLine(c).split('\n')[0]!, done: c.iterations, total: c.maxIterations };
+    const child = await progressLine(client, `${workflowId}-iteration-${t}`, 'raftIteration').catch(() => null);
+    return { line: `iteration ${t}/${c.maxIterations}: ${child?.line ?? 'starting'}`, done: child?.done ?? 0, total: child?.total ?? 0 };
+  }
   if (type === 'trainPrm') {
     const { stage } = (await handle.query('progress')) as { stage: string };
     return stage === 'training' ? trainingLine(handle, 'PRM training job') : { line: `${stage}: the labels to a training set`, done: 0, total: 0 };

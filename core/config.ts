@@ -108,6 +108,14 @@ export const EvalDatasetConfig = z.strictObject({
   skip: nonNegativeInt.optional(),
   /** Use only the first `limit` problems. */
   limit: positiveInt.optional(),
+  /**
+   * After skip and limit, the problems in the random order that `seed` fixes, positions [start, end): the share of
+   * one campaign iteration (a campaign sets it; disjoint slices of one order never share a problem).
+   */
+  slice: z
+    .strictObject({ seed: nonNegativeInt, start: nonNegativeInt, end: positiveInt })
+    .refine((s) => s.end > s.start, { error: 'expected end > start', path: ['end'] })
+    .optional(),
 });
 export type EvalDatasetConfig = z.infer<typeof EvalDatasetConfig>;
 
@@ -338,6 +346,20 @@ export const GraderConfig = z.strictObject({
   timeoutSeconds: positiveInt.default(600),
 });
 
+/** A RAFT campaign (`prm-raft campaign`): iteration after iteration, each on fresh prompts, until a stop rule. */
+export const CampaignConfig = z.strictObject({
+  /** Prompts each iteration samples, dealt from sampling.datasets in proportion to their sizes. */
+  promptsPerIteration: positiveInt,
+  /** Fixes the random order in which the prompts are dealt out. */
+  seed: nonNegativeInt.default(0),
+  maxIterations: positiveInt.default(3),
+  /** Stop after this many iterations without a new best accuracy (the mean over the evaluation datasets). */
+  patience: positiveInt.optional(),
+  /** `linear`: iteration t of T trains at sft.learningRate × (T − t + 1) / T, as the ER-PRM authors' scripts do. */
+  learningRateDecay: z.enum(['none', 'linear']).default('none'),
+});
+export type CampaignConfig = z.infer<typeof CampaignConfig>;
+
 /** The rows a comparison always has besides its reward models, and what each is. */
 const RESERVED_ROWS = new Map<string, string>([
   ['baseline', 'the untuned policy'],
@@ -380,6 +402,8 @@ export const Config = z.strictObject({
   labeling: LabelingConfig.optional(),
   /** PRM training from a labeling run (`prm-raft prm train`; reward models with `train`). */
   prmTraining: PrmTrainingConfig.optional(),
+  /** Iterations in a series (`prm-raft campaign`). */
+  campaign: CampaignConfig.optional(),
   steps: StepSplitConfig.prefault({ by: 'newline' }),
   prm: PrmConfig.superRefine((p, ctx) => localServerSpeaksScore(p, ctx)).optional(),
   selection: SelectionConfig.prefault({}),

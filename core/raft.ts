@@ -160,6 +160,12 @@ export function smallerBatchSplit(perDeviceBatchSize: number, gradientAccumulati
   return null;
 }
 
+/** The name a tuned policy is served under: its base's, tagged with its content-addressed SFT output folder. */
+export function tunedModelName(model: string, checkpoint: string): string {
+  const parts = checkpoint.split('/').filter(Boolean);
+  return `${model}+raft-${(parts.at(-2) ?? parts.at(-1) ?? 'new').slice(0, 8)}`;
+}
+
 export const ServedPolicy = z.strictObject({
   model: z.string(),
   baseUrl: z.string(),

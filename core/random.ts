@@ -27,3 +27,14 @@ export function keyedSeed(seed: number, key: string): number {
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
 }
+
+/** The positions 0..n-1 in the random order `seed` fixes (Fisher–Yates), the same on every platform. */
+export function seededPermutation(n: number, seed: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  const next = mulberry32(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}

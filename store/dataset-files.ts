@@ -1,4 +1,5 @@
 // Dataset files on disk → normalized problems, streamed line by line so large files never sit whole in memory.
+import { seededPermutation } from '../core/random.js';
 import type { EvalDatasetConfig } from '../core/config.js';
 import { parseDatasetLine, parseNormalizedLine } from '../core/datasets.js';
 import { BadInputError } from '../core/errors.js';
@@ -61,5 +62,11 @@ export async function readDataset(dataset: EvalDatasetConfig): Promise<ProblemRe
   if (kept.length === 0) {
     throw new BadInputError(`dataset "${dataset.name}": no problems left in ${dataset.path} (${problems.length} read, skip ${skip}): lower skip or check the file`);
   }
-  return kept;
+  if (!dataset.slice) return kept;
+  const { seed, start, end } = dataset.slice;
+  if (end > kept.length) {
+    throw new BadInputError(`dataset "${dataset.name}": slice [${start}, ${end}) runs past its ${kept.length} problems (after skip and limit)`);
+  }
+  // Sorted back into file order: a slice is a set of problems, and shards stay in the order of the file.
+  return seededPermutation(kept.length, seed).slice(start, end).sort((a, b) => a - b).map((i) => kept[i]!);
 }

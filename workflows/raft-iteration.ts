@@ -21,7 +21,7 @@ import { shardActivityOptions } from './shard-options.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
-import { isPrmToServe, PRM_REQUIRED, type PrmEndpoint, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult, smallerBatchSplit } from '../core/raft.js';
+import { isPrmToServe, PRM_REQUIRED, tunedModelName, type PrmEndpoint, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult, smallerBatchSplit } from '../core/raft.js';
 import { meanSelectedScore } from '../core/selection.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { evaluatePolicy } from './evaluate-policy.js';
@@ -168,7 +168,7 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
   const sft = await trainWithBatchHalving(input, selection.sftData, training);
 
   progress.stage = 'evaluating';
-  const newModel = `${input.policy.model}+raft-${checkpointTag(sft.checkpoint)}`;
+  const newModel = tunedModelName(input.policy.model, sft.checkpoint);
   const servedNew = await serving.startPolicyServer({ checkpoint: sft.checkpoint, model: newModel, serving: input.serving, python: input.python, storeRoot: input.storeRoot });
   let after;
   try {
@@ -269,8 +269,3 @@ export async function stopServer(served: ServedPolicy): Promise<void> {
   });
 }
 
-/** The content-addressed folder of an SFT output names the new policy. */
-function checkpointTag(checkpoint: string): string {
-  const parts = checkpoint.split('/').filter(Boolean);
-  return (parts.at(-2) ?? parts.at(-1) ?? 'new').slice(0, 8);
-}
