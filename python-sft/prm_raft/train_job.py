@@ -102,14 +102,15 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
-def parse_fault(spec: str | None, env: str = "the fault hook") -> tuple[str, int, bool] | None:
-    """TEST HOOK: oom@STEP | crash@STEP, optionally with :once."""
+def parse_fault(spec: str | None, env: str = "the fault hook") -> tuple[str, int, bool, Path | None] | None:
+    """TEST HOOK: oom@STEP | crash@STEP, optionally with :once (fire once per output folder) or :while=PATH (fire
+    while the file PATH exists: a test breaks a stage, sees it fail, then fixes it by removing the file)."""
     if not spec:
         return None
-    m = re.fullmatch(r"(oom|crash)@(\d+)(:once)?", spec.strip())
+    m = re.fullmatch(r"(oom|crash)@(\d+)(:once|:while=(.+))?", spec.strip())
     if not m:
-        raise BadInput(f"{env}={spec!r}: expected oom@STEP or crash@STEP, optionally followed by :once")
-    return m.group(1), int(m.group(2)), bool(m.group(3))
+        raise BadInput(f"{env}={spec!r}: expected oom@STEP or crash@STEP, optionally followed by :once or :while=PATH")
+    return m.group(1), int(m.group(2)), m.group(3) == ":once", Path(m.group(4)) if m.group(4) else None
 
 
 def run_guarded(job: Callable[[], int], emit: Emit, log: Callable[[str], None], work_dir: Callable[[], Path | None]) -> int:
@@ -232,12 +233,12 @@ def trainer_callbacks(emit: Emit, fault_env: str, marker_dir: Path) -> list[Any]
     callbacks: list[Any] = [JsonProgress()]
     fault = parse_fault(os.environ.get(fault_env), fault_env)
     if fault is not None:
-        kind, at_step, once = fault
+        kind, at_step, once, while_path = fault
         marker = marker_dir / f".fault-fired-{kind}@{at_step}"
 
         class FaultInjector(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-                if state.global_step != at_step:
+                if state.global_step != at_step or (while_path is not None and not while_path.exists()):
                     return
                 if once:
                     if marker.exists():
