@@ -39,7 +39,8 @@ Exit codes: 0 done; 2 bad config or data (the message on stderr says what and wh
 anything else (a traceback, exit 1) is retryable.
 
 Test hook: ``PRM_RAFT_SFT_FAULT=oom@STEP`` or ``crash@STEP`` raises a fake CUDA OOM (exit 3) or a crash (exit 1)
-when the run reaches global step STEP; append ``:once`` to fire only once per output_dir (a marker file in it).
+when the run reaches global step STEP; append ``:once`` to fire only once per output_dir (a marker file in it), or
+``:while=PATH`` to fire only while the file PATH exists.
 """
 
 from __future__ import annotations

@@ -391,8 +391,9 @@ def test_incomplete_checkpoint_is_skipped(tmp_path):
 
 def test_fault_hook_spec():
     assert train_job.parse_fault(None) is None
-    assert train_job.parse_fault("oom@7") == ("oom", 7, False)
-    assert train_job.parse_fault("crash@3:once") == ("crash", 3, True)
+    assert train_job.parse_fault("oom@7") == ("oom", 7, False, None)
+    assert train_job.parse_fault("crash@3:once") == ("crash", 3, True, None)
+    assert train_job.parse_fault("crash@1:while=/tmp/broken") == ("crash", 1, False, Path("/tmp/broken"))
     with pytest.raises(train_job.BadInput, match="SOME_ENV='segfault@3'"):
         train_job.parse_fault("segfault@3", "SOME_ENV")
 
