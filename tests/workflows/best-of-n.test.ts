@@ -9,7 +9,7 @@ import type { Activities } from '../../activities/index.js';
 import type { BestOfNTablesInput } from '../../activities/best-of-n-tables.js';
 import { bestOfNInputFromConfig, samplingTotals, type BestOfNInput, type BestOfNProgress, type BestOfNResult } from '../../core/best-of-n.js';
 import { parseConfigText } from '../../core/parse-config.js';
-import { timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { recordHistory, timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -45,7 +45,10 @@ const testInput = (): BestOfNInput => bestOfNInputFromConfig(parse(CONFIG));
 
 type BonActivities = Pick<Activities, 'prepareDataset' | 'checkPolicy' | 'checkPrm' | 'sampleShard' | 'scoreShard' | 'bestOfNTables'>;
 
-/** Mocks that log every call: 25 test problems (three shards), four responses each. */
+/**
+ * Mocks that log every call: 25 test problems (three shards), four responses each; shard i has i truncated
+ * responses, i refused prompts and 2·prompts − i right responses, so the totals tell the shards apart.
+ */
 function mockActivities(calls: string[], tables: BestOfNTablesInput[], overrides: Partial<BonActivities> = {}): BonActivities {
   return {
     async prepareDataset({ dataset }) {
@@ -63,7 +66,8 @@ function mockActivities(calls: string[], tables: BestOfNTablesInput[], overrides
     async sampleShard({ shard }) {
       calls.push(`sample:${shard.index}`);
       const prompts = shard.end - shard.start;
-      return { uri: `/s/${shard.index}`, count: prompts, sha256: `s${shard.index}`, dataset: 'test', shard: shard.index, prompts, responses: 4 * prompts, truncated: 0, refused: 0, correct: prompts, cached: false };
+      const i = shard.index;
+      return { uri: `/s/${i}`, count: prompts, sha256: `s${i}`, dataset: 'test', shard: i, prompts, responses: 4 * (prompts - i), truncated: i, refused: i, correct: 2 * prompts - i, cached: false };
     },
     async scoreShard({ prm, prmFingerprint, samples }) {
       calls.push(`score:${prm.model}:${samples.shard}`);
@@ -117,7 +121,9 @@ describe('bestOfN', () => {
     expect(t).toMatchObject({ name: 'bon-test', samplesPerProblem: 4, failed: [], tables: { ns: [1, 2, 4], draws: 3, seed: 0 } });
     expect(t?.runDir.endsWith('/runs/bon-order')).toBe(true);
 
-    expect(result.sampling).toEqual({ prompts: 25, responses: 100, truncated: 0, refused: 0, correct: 25 });
+    // The tables got every shard's samples: the totals over shards 0, 1 and 2 (10, 10 and 5 prompts), by hand.
+    expect(samplingTotals(t!.samples)).toEqual({ prompts: 25, responses: 4 * (10 + 9 + 3), truncated: 3, refused: 3, correct: 50 - 3 });
+    expect(result.sampling).toEqual(samplingTotals(t!.samples));
     expect(progress).toEqual({
       stage: 'done',
       shardsTotal: 3,
@@ -155,6 +161,11 @@ describe('bestOfN', () => {
     expect(result.report.rewardModels.map((m) => m.name)).toEqual(['hard', 'outcome']);
     expect(result.report.failed).toEqual(failed);
     expect(progress.rewardModels[1]?.error).toContain('item too long');
+    expect(progress.rewardModels.map((m) => m.shardsScored)).toEqual([3, expect.any(Number), 3]);
+    expect(progress.rewardModels[1]?.shardsScored).toBeLessThan(3); // shard 1 is never counted as scored
+
+    // The representative best-of-N history: every reward model scoring, one dropping out on a failure.
+    await recordHistory(env.client, 'bon-one-fails');
   });
 
   it('never asks a reward model to score when its check fails; a transient scoring error is only retried', async () => {

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { comparePrmsInputFromConfig, type ComparisonResult, type ComparisonTable } from '../../core/comparison.js';
 import { parseConfigText } from '../../core/parse-config.js';
 import { manifest, mockActivities, STOP_QUEUE } from '../helpers/raft-mocks.js';
-import { timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { recordHistory, timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { pairedEvaluations } from './paired-evaluations.js';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -43,8 +44,17 @@ describe('comparePrms', () => {
     const base = mockActivities(calls);
     const reported: Array<{ table: ComparisonTable; selected: string[] }> = [];
     const selections: Array<{ mode: string; scored: boolean; aggregation: string | undefined }> = [];
+    // The baseline answers the first of two questions. Tuned with er-2 the policy answers both (+1/2), with the ORM
+    // neither (−1/2), with oracle the other one (a gain and a loss, no change); random and majority change nothing.
+    const answers: Record<string, boolean[]> = {
+      'cmp-1-er-2-after': [true, true],
+      'cmp-1-orm-after': [false, false],
+      'cmp-1-oracle-after': [false, true],
+    };
+    const evaluations = pairedEvaluations(calls, (wid) => answers[wid] ?? [true, false]);
     const activities = {
       ...base,
+      ...evaluations,
       async scoreShard(i: Parameters<typeof base.scoreShard>[0]) {
         calls.push(`score:${i.prm.model}:${i.samples.shard}`);
         return base.scoreShard(i);
@@ -59,11 +69,6 @@ describe('comparePrms', () => {
         selections.push({ mode: i.selection.mode, scored: i.shards.every((s) => s.scores !== undefined), aggregation: i.aggregation });
         const model = i.shards[0]?.scores?.uri.includes('bad') ? 'bad' : 'ok';
         return { ...r, sftData: { ...r.sftData, uri: `/sft-${model}.jsonl` }, selected: { ...r.selected, uri: `/selected-${model}.jsonl` } };
-      },
-      async compareEvaluations(i: Parameters<typeof base.compareEvaluations>[0]) {
-        const r = await base.compareEvaluations(i);
-        // Only er-2's policy changed any answer; every other pairing finds none.
-        return i.after.uri.includes('-er-2-after/') ? r : { ...r, gained: 0, lost: 0 };
       },
       async writeComparisonReportFiles({ table, selected }: { runDir: string; table: ComparisonTable; selected: Record<string, { uri: string }> }) {
         reported.push({ table, selected: Object.keys(selected) });
@@ -115,14 +120,21 @@ describe('comparePrms', () => {
     const broken = result.table.rows.find((r) => r.name === 'broken');
     expect(broken?.error).toContain('empty completion');
     expect(broken?.accuracy).toEqual({ test: null });
-    const er = result.table.rows.find((r) => r.name === 'er-2');
-    expect(er).toMatchObject({ accuracy: { test: 0.5 }, delta: { test: 0 }, gained: { test: 1 }, lost: { test: 1 }, selectionPrecision: 0.8 });
-    // 1 of 2 questions right: √(0.5 · 0.5 / 2) = 0.3536. The change is paired: one question gained and one lost of
-    // two, √((2/2 − 0²)/2) = 0.7071.
-    expect(er?.accuracyStdErr.test).toBeCloseTo(0.3536, 4);
-    expect(er?.deltaStdErr.test).toBeCloseTo(0.7071, 4);
+    const row = (name: string) => result.table.rows.find((r) => r.name === name);
+    expect(row('baseline')).toMatchObject({ accuracy: { test: 0.5 }, delta: { test: null } });
+    expect(row('baseline')?.accuracyStdErr.test).toBeCloseTo(0.3536, 4); // √(0.5 · 0.5 / 2)
+    // The change is the tuned accuracy minus the baseline's: up for er-2, down for the ORM, none for oracle.
+    const er = row('er-2');
+    expect(er).toMatchObject({ accuracy: { test: 1 }, delta: { test: 0.5 }, gained: { test: 1 }, lost: { test: 0 }, accuracyStdErr: { test: 0 }, selectionPrecision: 0.8 });
+    expect(row('orm')).toMatchObject({ accuracy: { test: 0 }, delta: { test: -0.5 }, gained: { test: 0 }, lost: { test: 1 } });
+    expect(row('oracle')).toMatchObject({ accuracy: { test: 0.5 }, delta: { test: 0 }, gained: { test: 1 }, lost: { test: 1 } });
+    // Paired standard errors, √(((gained + lost)/n − δ²)/n): one question gained of two, √((1/2 − 1/4)/2) = 0.3536;
+    // one lost, the same; one gained and one lost, δ = 0, √((2/2)/2) = 0.7071 although the accuracy did not move.
+    expect(er?.deltaStdErr.test).toBeCloseTo(0.3536, 4);
+    expect(row('orm')?.deltaStdErr.test).toBeCloseTo(0.3536, 4);
+    expect(row('oracle')?.deltaStdErr.test).toBeCloseTo(0.7071, 4);
     // A row whose policy changed no answer has no noise in its change; the baseline and the failed row have no counts.
-    expect(result.table.rows.find((r) => r.name === 'oracle')).toMatchObject({ deltaStdErr: { test: 0 }, gained: { test: 0 }, lost: { test: 0 } });
+    for (const name of ['random', 'majority']) expect(row(name)).toMatchObject({ delta: { test: 0 }, deltaStdErr: { test: 0 }, gained: { test: 0 }, lost: { test: 0 } });
     expect(result.table.rows[0]).toMatchObject({ deltaStdErr: { test: null }, gained: { test: null } });
     expect(broken).toMatchObject({ deltaStdErr: { test: null }, gained: { test: null } });
     expect(result.table.deltaStdErrForm).toBe('paired');
@@ -274,6 +286,8 @@ describe('comparePrms with reward models it trains', () => {
       ['majority', 'majority', true],
     ]);
     expect(result.table.rows.find((r) => r.name === 'bad-labels')?.error).toMatch(/^training bad-labels: .*labels out of \[0, 1\]/);
+    // The representative comparison history: labeling and training children, served PRMs, a failed row.
+    await recordHistory(env.client, 'chain-1');
   });
 
   it('takes a finished labeling run instead of labeling, and refuses a config that cannot train', () => {

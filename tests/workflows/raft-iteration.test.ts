@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../core/parse-config.js';
 import { raftIterationInputFromConfig, type RaftIterationInput, type RaftIterationResult } from '../../core/raft.js';
 import { mockActivities, STOP_QUEUE, type RaftActivities } from '../helpers/raft-mocks.js';
-import { timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { recordHistory, timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { pairedEvaluations } from './paired-evaluations.js';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -50,7 +51,9 @@ async function run(activities: RaftActivities, input: RaftIterationInput, workfl
 describe('raftIteration', () => {
   it('runs the stages in order: sample and score every shard, select, train, serve the new policy, evaluate, stop it', async () => {
     const calls: string[] = [];
-    const result = await run(mockActivities(calls), testInput(), 'raft-order');
+    // The input policy answers the first of two questions, the tuned one both: one gained, none lost.
+    const evaluations = pairedEvaluations(calls, (wid) => (wid === 'raft-order-after' ? [true, true] : [true, false]));
+    const result = await run({ ...mockActivities(calls), ...evaluations }, testInput(), 'raft-order');
     const at = (c: string) => calls.indexOf(c);
     expect(calls.filter((c) => c.startsWith('sample:')).sort()).toEqual(['sample:0', 'sample:1', 'sample:2']);
     for (const i of [0, 1, 2]) expect(at(`score:${i}`)).toBeGreaterThan(at(`sample:${i}`));
@@ -66,13 +69,17 @@ describe('raftIteration', () => {
     expect(calls.filter((c) => c.startsWith('compare:'))).toEqual(['compare:test:raft-order-before->raft-order-after']);
     expect(at('compare:test:raft-order-before->raft-order-after')).toBeGreaterThan(at('summary:raft-order-after'));
     expect(calls.at(-1)).toBe('summary:raft-order');
-    expect(result.change).toEqual([{ dataset: 'test', total: 2, gained: 1, lost: 1 }]);
+    // Paired before → after (not after → before): what the tuned policy gained and lost, and both accuracies.
+    expect(result.change).toEqual([{ dataset: 'test', total: 2, gained: 1, lost: 0 }]);
+    expect(result.before.datasets[0]).toMatchObject({ total: 2, correct: 1, accuracy: 0.5 });
+    expect(result.after.datasets[0]).toMatchObject({ total: 2, correct: 2, accuracy: 1 });
     expect(result.sampling).toEqual({ prompts: 25, responses: 100, truncated: 3, refused: 0, correct: 25 });
     expect(calls.filter((c) => c === 'checkPrm')).toHaveLength(1);
     expect(result.selection.mode).toBe('prm');
     expect(result.selection.meanSelectedScore).toBeCloseTo(0.8);
     expect(result.policyAfter).toBe('/cache/sft/abcdef123456/final');
-    expect(result.before.datasets[0]?.accuracy).toBe(0.5);
+
+    await recordHistory(env.client, 'raft-order');
   });
 
   it('neither checks nor calls a reward model in a baseline selection mode', async () => {
