@@ -19,12 +19,13 @@ export const ScoredResponse = z.strictObject({
 });
 export type ScoredResponse = z.infer<typeof ScoredResponse>;
 
-/** Accuracies for one N, as fractions in [0, 1], averaged over random N-subsets. */
+/** Accuracies for one N, as fractions in [0, 1]: best-of-N and the votes averaged over random N-subsets, pass@N exact. */
 export const BonRow = z.strictObject({
   n: z.number().int().positive(),
   best_of_n: z.number(),
   majority: z.number(),
   weighted: z.number(),
+  /** The expected share of problems with a right response among N drawn without replacement: 1 − C(n−c, N)/C(n, N). */
   pass_at_n: z.number(),
   /** Standard deviation of best_of_n across the draws. */
   spread: z.number(),
@@ -96,9 +97,9 @@ interface Scored {
   correct: boolean;
 }
 
-/** Per method: [best-of-N, majority vote, weighted vote, pass@N]. */
-type Outcome<T> = [T, T, T, T];
-const METHODS = [0, 1, 2, 3] as const;
+/** Per drawn method: [best-of-N, majority vote, weighted vote]. pass@N needs no draws (see `passAtN`). */
+type Outcome<T> = [T, T, T];
+const METHODS = [0, 1, 2] as const;
 type Method = (typeof METHODS)[number];
 
 /**
@@ -111,6 +112,7 @@ type Method = (typeof METHODS)[number];
  * - The weighted vote sums aggregated scores per answer, a NaN counting 0 (meant for scores ≥ 0, like the
  *   PRM's probabilities: with negative scores more votes would weigh less).
  * - Each N draws from its own stream derived from (seed, N), so adding an N leaves the other rows unchanged.
+ * - pass@N is not drawn: it is the exact expectation over every N-subset (`passAtN`), averaged over problems.
  */
 export function bestOfNTable(responses: readonly ScoredResponse[], opts: BonOptions = {}): BonTable {
   const parsed = BonOptions.safeParse(opts);
@@ -139,7 +141,7 @@ export function bestOfNTable(responses: readonly ScoredResponse[], opts: BonOpti
     // Integer counts per draw: identical draws then give a spread of exactly 0.
     const counts: Outcome<number>[] = [];
     for (let d = 0; d < drawCount; d++) {
-      const c: Outcome<number> = [0, 0, 0, 0];
+      const c: Outcome<number> = [0, 0, 0];
       for (const p of problems) {
         const ok = judge(p.length <= n ? p : sample(p, n, rand));
         for (const i of METHODS) if (ok[i]) c[i] += 1;
@@ -150,7 +152,8 @@ export function bestOfNTable(responses: readonly ScoredResponse[], opts: BonOpti
     const mean = (i: Method) => meanCount(i) / problems.length;
     const m0 = meanCount(0);
     const spread = Math.sqrt(counts.reduce((s, c) => s + (c[0] - m0) ** 2, 0) / counts.length) / problems.length;
-    return { n, best_of_n: mean(0), majority: mean(1), weighted: mean(2), pass_at_n: mean(3), spread, problems_short: problemsShort };
+    const passAt = problems.reduce((s, p) => s + passAtN(p.length, p.filter((r) => r.correct).length, n), 0) / problems.length;
+    return { n, best_of_n: mean(0), majority: mean(1), weighted: mean(2), pass_at_n: passAt, spread, problems_short: problemsShort };
   });
 
   const notes = results
@@ -164,6 +167,23 @@ export function bestOfNTable(responses: readonly ScoredResponse[], opts: BonOpti
   if (noAnswer > 0) notes.push(`${noAnswer} of ${responses.length} responses have no extracted answer: they do not vote`);
 
   return { aggregate, draws, seed, problems: problems.length, results, reward_hacking: rewardHackingFlag(results), notes };
+}
+
+/**
+ * pass@N of one problem with `total` responses, `correct` of them right: the probability that N of them drawn
+ * without replacement hold a right one, 1 − C(total − correct, N) / C(total, N) (the unbiased estimator of
+ * Chen et al., 2021). The ratio is the running product ∏_{i<N} (total − correct − i)/(total − i), every factor in
+ * [0, 1): no factorials, no overflow, exact to rounding. A problem with N or fewer responses uses them all.
+ */
+export function passAtN(total: number, correct: number, n: number): number {
+  if (!Number.isInteger(total) || !Number.isInteger(correct) || !Number.isInteger(n) || correct < 0 || correct > total || n < 1) {
+    throw new RangeError(`passAtN: expected 0 ≤ correct ≤ total and n ≥ 1, integers; got total ${total}, correct ${correct}, n ${n}`);
+  }
+  if (correct === 0) return 0;
+  if (total - correct < n) return 1; // every N-subset (or the whole pool) holds a right one
+  let allWrong = 1;
+  for (let i = 0; i < n; i++) allWrong *= (total - correct - i) / (total - i);
+  return 1 - allWrong;
 }
 
 /**
@@ -313,7 +333,7 @@ function judge(subset: readonly Scored[]): Outcome<boolean> {
     if (majority === null || v.count > majority.count) majority = v;
     if (weighted === null || v.weight > weighted.weight) weighted = v;
   }
-  return [best.correct, majority?.correct ?? false, weighted?.correct ?? false, subset.some((r) => r.correct)];
+  return [best.correct, majority?.correct ?? false, weighted?.correct ?? false];
 }
 
 /** A uniform random n-subset (partial Fisher–Yates), kept in input order so ties break the same way. */

@@ -1,7 +1,7 @@
 // Best-of-N statistics on hand-made score tables whose answers can be worked out by hand.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BonTable, bestOfNTable, bonTableMarkdown, defaultNs, rewardHackingFlag, type BonRow, type ScoredResponse } from '../../core/best-of-n.js';
+import { BonTable, bestOfNTable, bonTableMarkdown, defaultNs, passAtN, rewardHackingFlag, type BonRow, type ScoredResponse } from '../../core/best-of-n.js';
 import { Aggregation } from '../../core/aggregate.js';
 import { BadInputError } from '../../core/errors.js';
 
@@ -91,9 +91,10 @@ describe('bestOfNTable', () => {
     expect(x.best_of_n).toBeGreaterThan(0.4);
     expect(x.best_of_n).toBeLessThan(0.6);
     expect(x.spread).toBeGreaterThan(0);
-    // With one response, every method agrees with the response itself.
+    // With one response, the drawn methods agree with the response itself.
     expect(x.majority).toBe(x.best_of_n);
-    expect(x.pass_at_n).toBe(x.best_of_n);
+    // pass@1 is not drawn: each problem has 1 right of 2, so exactly 1/2, whatever the draws gave best-of-1.
+    expect(x.pass_at_n).toBe(0.5);
   });
 
   it('is deterministic for a seed, and a row does not depend on the other Ns', () => {
@@ -135,7 +136,18 @@ describe('bestOfNTable', () => {
     )
     .map((xs) => xs.map((x) => r(`p${x.problem}`, x.answer, x.correct, x.scores)));
 
-  it('keeps pass@N above every method, all in [0, 1], and spread 0 at the largest count or with one draw', () => {
+  it('gives the exact pass@N, not one draw\'s: one right of four at N = 2 is 1/2 with a single draw', () => {
+    const rs = [r('p', '1', false, [0.1]), r('p', '2', true, [0.2]), r('p', '3', false, [0.3]), r('p', '4', false, [0.4])];
+    for (const seed of [0, 1, 2, 3, 4]) expect(bestOfNTable(rs, { ns: [2], draws: 1, seed }).results[0]?.pass_at_n).toBe(0.5);
+    // A second problem, two right of five. N = 2: p gives 1/2, q 1 − C(3,2)/C(5,2) = 0.7; N = 3: p gives
+    // 1 − C(3,3)/C(4,3) = 3/4, q 1 − C(3,3)/C(5,3) = 0.9.
+    const two = [...rs, ...[true, false, true, false, false].map((ok, i) => r('q', String(i), ok, [0.5]))];
+    const t = bestOfNTable(two, { ns: [2, 3], draws: 3 });
+    expect(t.results[0]?.pass_at_n).toBeCloseTo((0.5 + 0.7) / 2, 12);
+    expect(t.results[1]?.pass_at_n).toBeCloseTo((0.75 + 0.9) / 2, 12);
+  });
+
+  it('keeps pass@N exact, rising with N, in [0, 1], above every method at the full pool, and spread 0 at the largest count or with one draw', () => {
     fc.assert(
       fc.property(table, fc.integer({ min: 1, max: 4 }), fc.nat(1000), fc.constantFrom(...Aggregation.options), (rs, draws, seed, aggregate) => {
         const counts = new Map<string, number>();
@@ -147,15 +159,72 @@ describe('bestOfNTable', () => {
             expect(v).toBeGreaterThanOrEqual(0);
             expect(v).toBeLessThanOrEqual(1);
           }
-          // Per draw each method's right problems are a subset of pass@N's, so the means keep the order.
-          expect(x.pass_at_n).toBeGreaterThanOrEqual(x.best_of_n - 1e-12);
-          expect(x.pass_at_n).toBeGreaterThanOrEqual(x.majority - 1e-12);
-          expect(x.pass_at_n).toBeGreaterThanOrEqual(x.weighted - 1e-12);
+          // pass@N is the exact mean over every N-subset, worked out here with exact binomials.
+          const problems = [...new Set(rs.map((y) => y.problem_id))].map((id) => rs.filter((y) => y.problem_id === id));
+          const exact = problems.reduce((sum, p) => sum + exactPassAtN(p.length, p.filter((y) => y.correct).length, x.n), 0) / problems.length;
+          expect(x.pass_at_n).toBeCloseTo(exact, 12);
           if (draws === 1) expect(x.spread).toBe(0);
         }
-        expect(t.results.at(-1)).toMatchObject({ n: max, spread: 0 });
+        for (let i = 1; i < t.results.length; i++) expect(t.results[i]!.pass_at_n).toBeGreaterThanOrEqual(t.results[i - 1]!.pass_at_n - 1e-12);
+        // At the full pool nothing is drawn: each method's right problems are a subset of pass@N's.
+        const full = t.results.at(-1)!;
+        expect(full).toMatchObject({ n: max, spread: 0 });
+        for (const v of [full.best_of_n, full.majority, full.weighted]) expect(full.pass_at_n).toBeGreaterThanOrEqual(v - 1e-12);
       }),
     );
+  });
+});
+
+/** 1 − C(total − correct, n)/C(total, n) with exact integer binomials: the reference passAtN is checked against. */
+function exactPassAtN(total: number, correct: number, n: number): number {
+  const choose = (a: number, b: number): bigint => {
+    if (b < 0 || b > a) return 0n;
+    let x = 1n;
+    for (let i = 0; i < b; i++) x = (x * BigInt(a - i)) / BigInt(i + 1);
+    return x;
+  };
+  const k = Math.min(n, total);
+  const scale = 10n ** 30n;
+  return 1 - Number((choose(total - correct, k) * scale) / choose(total, k)) / 1e30;
+}
+
+describe('passAtN', () => {
+  it('is 1 − C(n−c, N)/C(n, N) on hand-worked cases', () => {
+    expect(passAtN(4, 1, 2)).toBeCloseTo(1 - 3 / 6, 15); // C(3,2) / C(4,2)
+    expect(passAtN(5, 2, 2)).toBeCloseTo(1 - 3 / 10, 15); // C(3,2) / C(5,2)
+    expect(passAtN(10, 3, 4)).toBeCloseTo(1 - 35 / 210, 15); // C(7,4) / C(10,4)
+    expect(passAtN(64, 1, 16)).toBeCloseTo(16 / 64, 15); // one right response: the chance it is drawn
+    expect(passAtN(16, 4, 1)).toBe(4 / 16); // pass@1 is the share of right responses
+    expect(passAtN(1000, 1, 500)).toBeCloseTo(0.5, 12);
+  });
+
+  it('is 0 with no right response, 1 when every N-subset holds one, and uses the whole pool when N ≥ n', () => {
+    expect(passAtN(8, 0, 4)).toBe(0);
+    expect(passAtN(8, 8, 4)).toBe(1);
+    expect(passAtN(4, 3, 2)).toBe(1); // one wrong response cannot fill two places
+    expect(passAtN(3, 1, 8)).toBe(1);
+    expect(passAtN(3, 0, 8)).toBe(0);
+  });
+
+  it('stays stable where the binomials overflow a double', () => {
+    // C(10000, 5000) ≈ 10^3008: factorials would be Infinity / Infinity = NaN.
+    expect(passAtN(10_000, 5000, 5000)).toBe(1);
+    expect(passAtN(10_000, 1, 5000)).toBeCloseTo(0.5, 12);
+    expect(passAtN(2000, 10, 64)).toBeCloseTo(exactPassAtN(2000, 10, 64), 12);
+  });
+
+  it('agrees with exact integer binomials everywhere on small pools', () => {
+    for (let total = 1; total <= 20; total++) {
+      for (let correct = 0; correct <= total; correct++) {
+        for (let n = 1; n <= 22; n++) expect(passAtN(total, correct, n)).toBeCloseTo(exactPassAtN(total, correct, n), 12);
+      }
+    }
+  });
+
+  it('rejects counts that cannot be', () => {
+    expect(() => passAtN(4, 5, 2)).toThrow(RangeError);
+    expect(() => passAtN(4, 1, 0)).toThrow(RangeError);
+    expect(() => passAtN(4, 1.5, 2)).toThrow(RangeError);
   });
 });
 
