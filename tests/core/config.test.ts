@@ -21,11 +21,24 @@ function problems(text: string): string[] {
   return parsed.problems;
 }
 
+/** Every file under configs/, at any depth: a config added anywhere there is checked without editing this test. */
+function shippedConfigs(dir = 'configs'): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? shippedConfigs(join(dir, e.name)) : [join(dir, e.name)]))
+    .sort();
+}
+
 describe('config', () => {
-  const shipped = [...readdirSync('configs').filter((f) => f.endsWith('.yaml')).map((f) => join('configs', f)), ...readdirSync('configs/paper').map((f) => join('configs/paper', f))];
+  const shipped = shippedConfigs();
   it.each(shipped)('%s is valid', (file) => {
+    expect(file, 'configs/ holds configs only, each a .yaml file').toMatch(/\.yaml$/);
     const parsed = parseConfigText(readFileSync(file, 'utf8'), file);
     expect(parsed.ok ? [] : parsed.problems).toEqual([]);
+  });
+
+  it('finds every shipped config, in configs/ and configs/paper/', () => {
+    expect(shipped).toEqual(expect.arrayContaining(['configs/tiny.yaml', 'configs/tiny-bon.yaml', 'configs/tiny-compare.yaml', 'configs/paper/qwen25-math-prm-vllm.yaml']));
+    expect(shipped.filter((f) => f.startsWith('configs/paper/')).length).toBeGreaterThanOrEqual(7);
   });
 
   it('fills defaults: task queues, store, grader, sampling seed', () => {
