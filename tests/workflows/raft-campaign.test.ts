@@ -187,6 +187,31 @@ describe('raftCampaign', () => {
     });
   });
 
+  it("takes a Schedule's trigger like `next` when idle, and counts one that comes while an iteration runs as skipped", async () => {
+    const rec = recorder();
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    const activities = campaignActivities(rec, {
+      sft: async (_input, call) => {
+        await released;
+        return { checkpoint: `/cache/sft/call${call}dddd/final`, steps: 1, lossFirst: 1, lossLast: 1, perDeviceBatchSize: 8, gradientAccumulationSteps: 1, cached: false };
+      },
+    });
+    const trigger = (n: number) => env.client.workflow.execute('triggerCampaign', { taskQueue: 'camp-cpu', workflowId: `camp-sched-trigger-${n}`, args: [{ campaignId: 'camp-sched' }] });
+    const done = await withCampaign(activities, campaignInput('{ promptsPerIteration: 10, maxIterations: 1 }'), 'camp-sched', async (h) => {
+      await until(h, (v) => v.status === 'waiting');
+      await trigger(1);
+      await until(h, (v) => v.status === 'running');
+      await trigger(2);
+      expect((await until(h, (v) => v.skippedTriggers === 1)).triggers).toBe(0);
+      release();
+      return h.result();
+    });
+    const v = CampaignView.parse(done);
+    expect(v.iterations).toBe(1);
+    expect(v.skippedTriggers).toBe(1);
+  });
+
   it('waits after a failed iteration with the error visible, and the next trigger runs that same iteration again', async () => {
     const rec = recorder();
     let broken = true;
