@@ -1,7 +1,7 @@
 // A campaign's pure rules: how prompts are dealt out, when it stops, when `next` is refused; and the dataset slice.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { iterationPromptSets, nextRejection, stopReason, type CampaignState } from '../../core/campaign.js';
+import { initialCampaignState, iterationPromptSets, nextRejection, stopReason, type CampaignState, type RaftCampaignInput } from '../../core/campaign.js';
 import { CampaignConfig, type EvalDatasetConfig } from '../../core/config.js';
 import { BadInputError } from '../../core/errors.js';
 import { seededPermutation } from '../../core/random.js';
@@ -71,24 +71,8 @@ describe('a dataset slice', () => {
 });
 
 function state(over: Partial<CampaignState> = {}): CampaignState {
-  const policy = { checkpoint: '/c', model: 'm' };
-  return {
-    iterations: 0,
-    initialPolicy: policy,
-    policy,
-    cursor: 0,
-    pool: [{ name: 'a', count: 100 }],
-    rows: [],
-    initialAccuracy: null,
-    best: null,
-    status: 'waiting',
-    triggers: 0,
-    paused: false,
-    lastError: null,
-    stopReason: null,
-    skippedTriggers: 0,
-    ...over,
-  };
+  const input = { iteration: { policy: { checkpoint: '/c', model: 'm' } } } as RaftCampaignInput;
+  return { ...initialCampaignState(input, [{ name: 'a', count: 100 }]), ...over };
 }
 
 describe('stopReason', () => {

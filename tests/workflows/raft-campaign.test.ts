@@ -13,7 +13,7 @@ import { parseConfigText } from '../../core/parse-config.js';
 import type { SftResult } from '../../core/raft.js';
 import { nextIterationUpdate, stopSignal } from '../../workflows/raft-campaign.js';
 import { mockActivities, STOP_QUEUE } from '../helpers/raft-mocks.js';
-import { localEnv, workflowBundle } from '../helpers/temporal.js';
+import { localEnv, recordHistory, workflowBundle } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -80,6 +80,17 @@ function campaignActivities(rec: Recorded, opts: { sft?: (input: RunSftInput, ca
       return { html: '/r.html', markdown: '/t.md', json: '/c.json' };
     },
   };
+}
+
+/** An SFT job that finishes only when released: an iteration that stays running while the test acts. */
+function heldSft(): { sft: (input: RunSftInput, call: number) => Promise<SftResult>; release: () => void } {
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const sft = async (_input: RunSftInput, call: number): Promise<SftResult> => {
+    await released;
+    return { checkpoint: `/cache/sft/call${call}held/final`, steps: 1, lossFirst: 1, lossLast: 1, perDeviceBatchSize: 8, gradientAccumulationSteps: 1, cached: false };
+  };
+  return { sft, release };
 }
 
 function recorder(): Recorded {
@@ -165,14 +176,8 @@ describe('raftCampaign', () => {
 
   it('rejects `next` while an iteration runs, and says why', async () => {
     const rec = recorder();
-    let release: () => void = () => {};
-    const released = new Promise<void>((r) => (release = r));
-    const activities = campaignActivities(rec, {
-      sft: async (_input, call) => {
-        await released;
-        return { checkpoint: `/cache/sft/call${call}bbbb/final`, steps: 1, lossFirst: 1, lossLast: 1, perDeviceBatchSize: 8, gradientAccumulationSteps: 1, cached: false };
-      },
-    });
+    const { sft, release } = heldSft();
+    const activities = campaignActivities(rec, { sft });
     await withCampaign(activities, campaignInput('{ promptsPerIteration: 10, maxIterations: 1 }'), 'camp-reject', async (h) => {
       await h.executeUpdate(nextIterationUpdate);
       await until(h, (v) => v.status === 'running');
@@ -189,14 +194,8 @@ describe('raftCampaign', () => {
 
   it("takes a Schedule's trigger like `next` when idle, and counts one that comes while an iteration runs as skipped", async () => {
     const rec = recorder();
-    let release: () => void = () => {};
-    const released = new Promise<void>((r) => (release = r));
-    const activities = campaignActivities(rec, {
-      sft: async (_input, call) => {
-        await released;
-        return { checkpoint: `/cache/sft/call${call}dddd/final`, steps: 1, lossFirst: 1, lossLast: 1, perDeviceBatchSize: 8, gradientAccumulationSteps: 1, cached: false };
-      },
-    });
+    const { sft, release } = heldSft();
+    const activities = campaignActivities(rec, { sft });
     const trigger = (n: number) => env.client.workflow.execute('triggerCampaign', { taskQueue: 'camp-cpu', workflowId: `camp-sched-trigger-${n}`, args: [{ campaignId: 'camp-sched' }] });
     const done = await withCampaign(activities, campaignInput('{ promptsPerIteration: 10, maxIterations: 1 }'), 'camp-sched', async (h) => {
       await until(h, (v) => v.status === 'waiting');
@@ -210,6 +209,7 @@ describe('raftCampaign', () => {
     const v = CampaignView.parse(done);
     expect(v.iterations).toBe(1);
     expect(v.skippedTriggers).toBe(1);
+    await recordHistory(env.client, 'camp-sched-trigger-1');
   });
 
   it('waits after a failed iteration with the error visible, and the next trigger runs that same iteration again', async () => {
@@ -235,6 +235,8 @@ describe('raftCampaign', () => {
       expect(done.lastError).toBeNull();
       expect(done.stopReason).toBe('reached maxIterations (2)');
     });
+    // The representative run for replay: a child failure caught, an update, a child rerun, a stop.
+    await recordHistory(env.client, 'camp-fail');
     // Iteration 2 ran twice on the same slice of prompts, from the same policy.
     const slices = rec.prepared.filter((d) => d.slice).map(sliceOf);
     expect(slices).toEqual(['train[0,7)', 'extra[0,2)', 'train[7,15)', 'extra[2,5)', 'train[7,15)', 'extra[2,5)']);
