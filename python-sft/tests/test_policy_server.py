@@ -22,6 +22,13 @@ STOP = ["\n\n", "Question:"]
 MAX_N, MAX_PROMPTS, MAX_BODY, RECEIVE_TIMEOUT = 8, 4, 100_000, 3
 
 
+def require_shipped(model: Path) -> None:
+    """A shipped model (committed under models/) that is missing is a broken checkout, never a reason to skip."""
+    missing = [f for f in ("config.json", "model.safetensors") if not (model / f).is_file()]
+    if missing:
+        pytest.fail(f"shipped model {model} lacks {', '.join(missing)}: models/ is committed in git, restore it (git checkout -- {model})", pytrace=False)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,8 +48,7 @@ def request(base: str, method: str, path: str, body=None, raw: bytes | None = No
 
 @pytest.fixture(scope="module")
 def server():
-    if not (MODEL / "config.json").is_file():
-        pytest.skip(f"no shipped checkpoint at {MODEL}")
+    require_shipped(MODEL)
     port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"policy_server_test_{port}.log", "w+")

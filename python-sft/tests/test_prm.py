@@ -713,10 +713,29 @@ def test_epoch_order_is_a_permutation_grouped_by_length():
 
 
 DATA = PYTHON_SFT.parent / "data" / "tinymath"
+MODELS = PYTHON_SFT.parent / "models"
 
 
-@pytest.mark.skipif(not (DATA / "test.jsonl").is_file(), reason="no tinymath data")
+def require_shipped(path: Path) -> None:
+    """Shipped files (models/, data/tinymath/ are committed in git) that are missing are a broken checkout, never a
+    reason to skip: the test fails, naming what is missing."""
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: it is committed in git, restore it (git checkout -- {path.parent})", pytrace=False)
+
+
+@pytest.mark.parametrize("name, steps_scored", [("tinymath-prm", 2), ("tinymath-orm", 1)])
+def test_the_shipped_reward_models_load_and_score(name, steps_scored):
+    model = MODELS / name
+    for f in ("config.json", "model.safetensors", "prm_config.json", "tokenizer.json"):
+        require_shipped(model / f)
+    scorer = prm_server.PrmScorer(model)
+    [scores] = scorer.score([("Ann has 12 apples and buys 7 more. How many does she have?", ["12 + 7 = 19", "#### 19"])])
+    # A PRM scores every step; an ORM the whole response once.
+    assert len(scores) == steps_scored and all(0.0 <= x <= 1.0 for x in scores), scores
+
+
 def test_every_reference_solution_labels_all_ones_and_every_corruption_has_a_wrong_step():
+    require_shipped(DATA / "test.jsonl")
     from prm_raft.tiny.tinymath import check_step, load_jsonl
     from prm_raft.tiny.labels import split_steps
     from prm_raft.tiny.train_prm import CORRUPTIONS, corrupt

@@ -24,6 +24,15 @@ from prm_raft import sft, train_job  # noqa: E402  (light: imports no torch unti
 
 PYTHON_SFT = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY = PYTHON_SFT.parent / "models" / "tinymath-policy"
+
+
+def require_shipped(model: Path) -> None:
+    """A shipped model (committed under models/) that is missing is a broken checkout, never a reason to skip."""
+    missing = [f for f in ("config.json", "model.safetensors") if not (model / f).is_file()]
+    if missing:
+        pytest.fail(f"shipped model {model} lacks {', '.join(missing)}: models/ is committed in git, restore it (git checkout -- {model})", pytrace=False)
+
+
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 PROMPT = "Question: What is {a} + {b}?\nAnswer:\n"
 
@@ -421,12 +430,12 @@ def test_accelerate_configs_parse(name, kind, procs):
 
 
 # --------------------------------------------------------------------------------------------------
-# The shipped tinymath policy, when a colleague's training has produced it
+# The shipped tinymath policy (committed under models/: missing, the test fails)
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (SHIPPED_POLICY / "config.json").is_file(), reason="models/tinymath-policy not built yet")
 def test_two_steps_on_the_shipped_policy(tmp_path):
+    require_shipped(SHIPPED_POLICY)
     from transformers import AutoModelForCausalLM
 
     train = write_jsonl(tmp_path / "train.jsonl", tinymath_pairs(8))
