@@ -104,6 +104,21 @@ export const LogprobShardResult = ArtifactManifest.extend({
 });
 export type LogprobShardResult = z.infer<typeof LogprobShardResult>;
 
+/**
+ * How the log-prob job runs (a suggested `prl.logprobs` config section; core/config.ts may swap `command` for its
+ * `commandTemplate(['python', 'config', 'output_dir'])`). Only `bf16` changes the values; the rest is throughput.
+ */
+export const LogprobJobSettings = z.strictObject({
+  /** `{python}`, `{config}` and `{output_dir}` are filled in. */
+  command: z.array(z.string().min(1)).min(1).default(['{python}', '-m', 'prm_raft.logprobs', '--config', '{config}']),
+  /** At most this many (padded) tokens in one forward pass. */
+  batchTokens: z.int().positive().default(8192),
+  maxBatchSize: z.int().positive().default(64),
+  bf16: z.boolean().default(false),
+  device: z.string().regex(/^(auto|cpu|cuda|cuda:\d+)$/, { error: 'expected auto, cpu, cuda or cuda:N' }).default('auto'),
+});
+export type LogprobJobSettings = z.infer<typeof LogprobJobSettings>;
+
 /** How a response is scored for selection: the whole response's r_PRL, or the minimum over its steps. */
 export const PrlScoreKind = z.enum(['sequence', 'min-step']);
 export type PrlScoreKind = z.infer<typeof PrlScoreKind>;
