@@ -57,13 +57,19 @@ export function campaignGrid(view: CampaignView): Grid {
   };
 }
 
+/** A job's failure as one line: what failed and the traceback's last line (its whole text is in campaign.json). */
+function briefError(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.length <= 1 ? (lines[0] ?? '') : `${lines[0]} … ${lines.at(-1)}`;
+}
+
 /** Where the campaign is: stopped and why, failed and waiting, running, or waiting for a trigger. */
 export function campaignStateLine(view: CampaignView): string {
   const best = view.best ? `; best so far: ${view.best.iteration === 0 ? 'the initial policy' : `iteration ${view.best.iteration}`} (${percent(view.best.accuracy)}%)` : '';
   const skipped = view.skippedTriggers ? `; ${view.skippedTriggers} scheduled trigger(s) skipped while busy` : '';
   const done = `${view.iterations} of at most ${view.maxIterations} iterations done`;
   if (view.status === 'stopped') return `stopped: ${view.stopReason} (${done}${best})`;
-  if (view.status === 'failed') return `iteration ${view.lastError?.iteration} failed: ${view.lastError?.message}\n  fix the cause, then \`prm-raft campaign next\` runs it again from its finished stages (${done}${best}${skipped})`;
+  if (view.status === 'failed') return `iteration ${view.lastError?.iteration} failed: ${briefError(view.lastError?.message ?? '')}\n  fix the cause, then \`prm-raft campaign next\` runs it again from its finished stages (${done}${best}${skipped})`;
   if (view.status === 'running') return `iteration ${view.iterations + 1} running (${done}${best}${skipped})`;
   const waiting = view.paused ? 'paused' : view.auto ? 'starting the next iteration' : 'waiting for `prm-raft campaign next`';
   return `${waiting} (${done}${best}${skipped})`;
