@@ -60,6 +60,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from prm_raft.sft import _REQUIRED, _bool, _check_keys, _int_min, _path  # noqa: E402
 from prm_raft.train_job import (  # noqa: E402
     EXIT_OK,
     BadInput,
@@ -88,20 +89,12 @@ class LogprobJob:
     device: str = "auto"
 
 
-def _int_min(lo: int) -> Callable[[Any], str | None]:
-    return lambda v: None if type(v) is int and v >= lo else f"must be an integer >= {lo}"
-
-
-def _path(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else "must be a non-empty string (a path)"
-
-
 def _device(v: Any) -> str | None:
     ok = isinstance(v, str) and (v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()))
     return None if ok else 'must be "auto", "cpu", "cuda" or "cuda:N"'
 
 
-_REQUIRED = object()
+# The SFT job's config checker and rules, shared (same messages, same strictness).
 _RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "model": (_REQUIRED, _path),
     "input_file": (_REQUIRED, _path),
@@ -109,7 +102,7 @@ _RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
     "batch_tokens": (8192, _int_min(1)),
     "max_batch_size": (64, _int_min(1)),
     "max_length": (None, lambda v: None if v is None or (type(v) is int and v >= 2) else "must be an integer >= 2 or null"),
-    "bf16": (False, lambda v: None if type(v) is bool else "must be true or false"),
+    "bf16": (False, _bool),
     "device": ("auto", _device),
 }
 
@@ -118,20 +111,7 @@ def parse_config(raw: Any, where: str = "config") -> LogprobJob:
     """Validate a decoded config object; paths are made absolute (relative to the working directory)."""
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: must be a JSON object")
-    unknown = [k for k in raw if k not in _RULES]
-    if unknown:
-        raise BadInput(f'{where}: unknown key "{unknown[0]}" (allowed: {", ".join(_RULES)})')
-    out: dict[str, Any] = {}
-    for key, (default, rule) in _RULES.items():
-        if key not in raw:
-            if default is _REQUIRED:
-                raise BadInput(f'{where}: missing required key "{key}"')
-            out[key] = default
-            continue
-        problem = rule(raw[key])
-        if problem:
-            raise BadInput(f'{where}: "{key}" {problem} (got {json.dumps(raw[key])})')
-        out[key] = raw[key]
+    out = _check_keys(where, raw, _RULES, "")
     for key in ("model", "input_file", "output_file"):
         out[key] = os.path.abspath(os.path.expanduser(out[key]))
     return LogprobJob(**out)
