@@ -1,14 +1,16 @@
-// Stage (PRL, issue 14): the per-token log-probs of every response of one samples shard under one checkpoint, by
-// the forward-pass job (python -m prm_raft.logprobs) on the gpu queue, content-addressed by the samples, the
-// checkpoint, the prompt template and the precision. Called once with the current policy and once with the initial
-// one: the initial policy's log-probs of a shard are computed once and reused by every later PRL stage on it.
+// Stage (PRL, issue 14): the per-token log-probs of every response of one shard under one checkpoint, by the
+// forward-pass job (python -m prm_raft.logprobs) on the gpu queue, content-addressed by the shard, the checkpoint,
+// the prompt template and the precision. Called once with the current policy and once with the initial one: the
+// initial policy's log-probs of a shard are computed once and reused by every later PRL stage on it. The shard is a
+// samples shard (RAFT: PRL selection) or a labels shard (labelPrmData's solutions: PRL labels beside ER labels).
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BadInputError, TransientError } from '../core/errors.js';
 import { cacheDir } from '../core/layout.js';
 import { LogprobLine, LogprobShardResult, type LogprobJobSettings } from '../core/prl.js';
 import { renderPrompt, type PromptTemplate } from '../core/prompts.js';
-import type { SampleShardResult } from '../core/raft.js';
+import type { LabeledSolution } from '../core/labeling.js';
+import type { ArtifactManifest } from '../core/manifests.js';
 import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 import type { SampledPrompt } from './sample-shard.js';
@@ -16,11 +18,18 @@ import { runTrainingJob } from './training-job.js';
 
 export type { TrainingHeartbeat as LogprobHeartbeat } from './training-job.js';
 
+/** A shard's file and where it belongs; a SampleShardResult or a LabelShardResult is one. */
+export type ShardRef = ArtifactManifest & { dataset: string; shard: number };
+
+/** What a shard's lines are: prompts with their sampled responses, or labeled solutions. */
+export type ShardKind = 'samples' | 'labels';
+
 export interface LogprobShardInput {
-  samples: SampleShardResult;
+  shard: ShardRef;
+  kind: ShardKind;
   /** A transformers checkpoint: the current policy or the initial one. */
   checkpoint: string;
-  /** The template the responses were sampled with: the prompt is their context. */
+  /** The template the responses were sampled (or the solutions generated) with: the prompt is their context. */
   prompt: PromptTemplate;
   logprobs: LogprobJobSettings;
   python: string;
@@ -32,28 +41,34 @@ export function responseId(promptId: string, index: number): string {
   return `${promptId}/${index}`;
 }
 
+/**
+ * The log-prob job's input lines for one line of a shard: each sampled response of a prompt (named by
+ * `responseId`), or the one solution of a labels line (named by its own id, already `problem id/solution index`).
+ */
+export function jobInputLines(kind: ShardKind, line: unknown, prompt: PromptTemplate): Array<{ id: string; prompt: string; completion: string }> {
+  if (kind === 'labels') {
+    const s = line as LabeledSolution;
+    return [{ id: s.id, prompt: renderPrompt(prompt, s.question), completion: s.solution }];
+  }
+  const p = line as SampledPrompt;
+  const rendered = renderPrompt(prompt, p.question);
+  return p.responses.map((r, j) => ({ id: responseId(p.id, j), prompt: rendered, completion: r.text }));
+}
+
 export async function logprobShard(input: LogprobShardInput): Promise<LogprobShardResult> {
   return withFailureClasses(async () => {
-    const { samples, logprobs: settings } = input;
+    const { shard, logprobs: settings } = input;
     const checkpoint = resolve(input.checkpoint);
     // Batch sizes and the device change only the throughput, not the values; bf16 changes the values.
-    const key = contentKey({ v: 1, samples: samples.sha256, checkpoint, prompt: input.prompt, bf16: settings.bf16 });
+    const key = contentKey({ v: 1, shard: shard.sha256, kind: input.kind, checkpoint, prompt: input.prompt, bf16: settings.bf16 });
     const dir = resolve(cacheDir(input.storeRoot, 'logprobs', key));
     const resultPath = join(dir, 'result.json');
     if (await exists(resultPath)) return { ...LogprobShardResult.parse(await readJson(resultPath)), cached: true };
 
-    // The job's input: one line per response, in the samples' order (a prompt the server refused has none).
-    const ids: string[] = [];
+    // The job's input: one line per response, in the shard's order (a prompt the server refused has none).
     const lines: Array<{ id: string; prompt: string; completion: string }> = [];
-    for await (const { text } of readJsonlLines(samples.uri)) {
-      const p = JSON.parse(text) as SampledPrompt;
-      const prompt = renderPrompt(input.prompt, p.question);
-      for (const [j, r] of p.responses.entries()) {
-        const id = responseId(p.id, j);
-        ids.push(id);
-        lines.push({ id, prompt, completion: r.text });
-      }
-    }
+    for await (const { text } of readJsonlLines(shard.uri)) lines.push(...jobInputLines(input.kind, JSON.parse(text), input.prompt));
+    const ids = lines.map((l) => l.id);
     const inputPath = join(dir, 'input.jsonl');
     const partialPath = join(dir, 'logprobs.partial.jsonl');
     await writeFileAtomic(inputPath, toJsonl(lines));
@@ -78,7 +93,7 @@ export async function logprobShard(input: LogprobShardInput): Promise<LogprobSha
     });
     if (resolve(outcome.output) !== partialPath) throw new TransientError(`log-prob job reported ${outcome.output}, expected ${partialPath}`);
 
-    // The job writes in length order; the stage's file is in the samples' order, one line per response.
+    // The job writes in length order; the stage's file is in the shard's order, one line per response.
     const byId = new Map<string, LogprobLine>();
     for await (const { line, text } of readJsonlLines(partialPath)) {
       const parsed = LogprobLine.safeParse(JSON.parse(text));
@@ -95,8 +110,8 @@ export async function logprobShard(input: LogprobShardInput): Promise<LogprobSha
       uri,
       count: ordered.length,
       sha256: sha256(text),
-      dataset: samples.dataset,
-      shard: samples.shard,
+      dataset: shard.dataset,
+      shard: shard.shard,
       checkpoint,
       responses: ordered.length,
       tokens: ordered.reduce((n, l) => n + l.logprobs.length, 0),

@@ -1,15 +1,18 @@
 // logprobShard with the real log-prob job and the shipped tiny policy on a handful of responses: the manifest, the
-// file in the samples' order, the cache, and PRL labels built from it; a stand-in job for the failure classes.
+// file in the samples' order, the cache, and PRL labels built from it; a stand-in job for the failure classes; the
+// job's input from a labels shard.
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { logprobShard, type LogprobHeartbeat, type LogprobShardInput } from '../../activities/logprob-shard.js';
+import { jobInputLines, logprobShard, type LogprobHeartbeat, type LogprobShardInput } from '../../activities/logprob-shard.js';
 import type { SampledPrompt } from '../../activities/sample-shard.js';
 import { LogprobJobSettings, LogprobLine, LogprobShardResult, prlLabels, responseStepTokenEnds } from '../../core/prl.js';
+import type { LabeledSolution } from '../../core/labeling.js';
 import { PROMPT_PRESETS } from '../../core/prompts.js';
+import type { SampleShardResult } from '../../core/raft.js';
 import { sha256, toJsonl } from '../../store/files.js';
 import { PYTHON } from '../helpers/temporal.js';
 
@@ -49,8 +52,10 @@ async function inputWith(logprobs: LogprobJobSettings, checkpoint = POLICY): Pro
   const text = toJsonl(prompts);
   const uri = join(store, 'samples.jsonl');
   await writeFile(uri, text);
+  const samples: SampleShardResult = { uri, count: prompts.length, sha256: sha256(text), dataset: 'tinymath', shard: 0, prompts: 3, responses: 4, truncated: 0, refused: 1, correct: 3, cached: false };
   return {
-    samples: { uri, count: prompts.length, sha256: sha256(text), dataset: 'tinymath', shard: 0, prompts: 3, responses: 4, truncated: 0, refused: 1, correct: 3, cached: false },
+    shard: samples,
+    kind: 'samples',
     checkpoint,
     prompt: PROMPT_PRESETS.tinymath as LogprobShardInput['prompt'],
     logprobs,
@@ -110,5 +115,26 @@ describe('logprobShard', () => {
     const err2 = await new MockActivityEnvironment().run(logprobShard, short).catch((e: unknown) => e);
     expect(err2).not.toBeInstanceOf(ApplicationFailure);
     expect((err2 as Error).message).toMatch(/finished without 3 of 4 responses \(first: tm-1\/1\)/);
+  });
+
+  it("takes a labels shard's solutions as the responses, named by their own ids", () => {
+    const solution: LabeledSolution = {
+      id: 'tm-1/3',
+      problemId: 'tm-1',
+      question: 'Ann has 3 pens and buys 4 more. How many pens does she have?',
+      reference: '7',
+      answerKind: 'tinymath',
+      solution: '3 + 4 = 7\n#### 7',
+      finishReason: 'stop',
+      correct: true,
+      steps: ['3 + 4 = 7', '#### 7'],
+      counts: [{ k: 3, m: 4 }, { k: 1, m: 1 }],
+    };
+    const template = PROMPT_PRESETS.tinymath as LogprobShardInput['prompt'];
+    expect(jobInputLines('labels', solution, template)).toEqual([
+      { id: 'tm-1/3', prompt: `Question: ${solution.question}\nAnswer:\n`, completion: solution.solution },
+    ]);
+    expect(jobInputLines('samples', prompts[0], template).map((l) => l.id)).toEqual(['tm-1/0', 'tm-1/1']);
+    expect(jobInputLines('samples', prompts[2], template)).toEqual([]);
   });
 });
