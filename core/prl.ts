@@ -29,7 +29,7 @@
 import { z } from 'zod';
 import { ArtifactManifest } from './manifests.js';
 import { BadInputError } from './errors.js';
-import { stepSpans, type StepSplitConfig } from './steps.js';
+import { StepSplitConfig, stepSpans } from './steps.js';
 
 // --------------------------------------------------------------------------------------------------
 // Records that cross a boundary
@@ -187,6 +187,32 @@ export function fixedBlockStepEnds(tokens: number, blockTokens: number): number[
   for (let e = blockTokens; e < tokens; e += blockTokens) ends.push(e);
   if (tokens > 0) ends.push(tokens);
   return ends;
+}
+
+/** Where PRL's steps end: the one step splitter's steps (newline, blank line, regex), or fixed token blocks. */
+export const PrlSteps = z.discriminatedUnion('by', [
+  ...StepSplitConfig.options,
+  z.strictObject({ by: z.literal('tokens'), /** The authors ran 256. */ blockTokens: z.int().positive() }),
+]);
+export type PrlSteps = z.infer<typeof PrlSteps>;
+
+/**
+ * One response's PRL input from its text, its outcome and its log-prob lines under the current and the initial
+ * policy (the log-prob stage's files). Both lines must name the response and cover its text with the same tokens:
+ * the current policy is a fine-tune of the initial one and shares its tokenizer.
+ */
+export function prlResponse(args: { id: string; promptId: string; text: string; steps: PrlSteps; outcome: number; current: LogprobLine; initial: LogprobLine }): PrlResponse {
+  const { id, text, current, initial } = args;
+  const where = `response ${id}`;
+  if (current.id !== id || initial.id !== id) throw new BadInputError(`${where}: log-prob lines are for ${current.id} (current policy) and ${initial.id} (initial policy)`);
+  const same = current.char_ends.length === initial.char_ends.length && current.char_ends.every((e, t) => e === initial.char_ends[t]);
+  if (!same) {
+    throw new BadInputError(`${where}: the current and the initial policy tokenized it differently (${current.char_ends.length} and ${initial.char_ends.length} tokens); PRL needs one tokenizer`);
+  }
+  const covered = current.char_ends.at(-1) ?? 0;
+  if (covered !== text.length) throw new BadInputError(`${where}: its tokens cover ${covered} characters but its text has ${text.length}: the log-probs were computed on another text`);
+  const stepEnds = args.steps.by === 'tokens' ? fixedBlockStepEnds(current.logprobs.length, args.steps.blockTokens) : responseStepTokenEnds(text, args.steps, current.char_ends, where);
+  return { id, promptId: args.promptId, stepEnds, logprobs: current.logprobs, refLogprobs: initial.logprobs, outcome: args.outcome };
 }
 
 // --------------------------------------------------------------------------------------------------

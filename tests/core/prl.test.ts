@@ -9,7 +9,9 @@ import {
   PrlLabelRecord,
   PrlResponse,
   prlLabels,
+  prlResponse,
   prlResponseScore,
+  PrlSteps,
   prlStepValues,
   responseStepTokenEnds,
   stepTokenEnds,
@@ -199,5 +201,30 @@ describe('steps on tokens', () => {
     expect(fixedBlockStepEnds(3, 256)).toEqual([3]);
     expect(fixedBlockStepEnds(0, 4)).toEqual([]);
     expect(() => fixedBlockStepEnds(5, 0)).toThrow(/block length must be an integer ≥ 1/);
+  });
+});
+
+describe('prlResponse', () => {
+  const text = 'ab\ncd';
+  // Character-level tokens; the initial policy a little less sure of each.
+  const current = { id: 'p/1', logprobs: [-0.1, -0.2, -0.3, -0.4, -0.5], char_ends: [1, 2, 3, 4, 5] };
+  const initial = { id: 'p/1', logprobs: [-0.2, -0.2, -0.5, -0.4, -0.9], char_ends: [1, 2, 3, 4, 5] };
+  const base = { id: 'p/1', promptId: 'p', text, outcome: 1, current, initial };
+
+  it('joins a response with its two log-prob lines, cut by the step splitter or by fixed token blocks', () => {
+    const r = prlResponse({ ...base, steps: { by: 'newline' } });
+    expect(r).toEqual({ id: 'p/1', promptId: 'p', stepEnds: [3, 5], logprobs: current.logprobs, refLogprobs: initial.logprobs, outcome: 1 });
+    expect(PrlResponse.parse(r)).toEqual(r);
+    // After step 1 ("ab\n"): d3 + d4 = 0 + 0.4 → 1 − 0.4/2.
+    expect(prlStepValues(r, 2)[0]).toBeCloseTo(0.8, 12);
+    expect(prlResponse({ ...base, steps: PrlSteps.parse({ by: 'tokens', blockTokens: 2 }) }).stepEnds).toEqual([2, 4, 5]);
+  });
+
+  it('refuses lines of another response, another tokenization or another text', () => {
+    expect(() => prlResponse({ ...base, steps: { by: 'newline' }, initial: { ...initial, id: 'p/2' } })).toThrow(/log-prob lines are for p\/1 \(current policy\) and p\/2/);
+    expect(() => prlResponse({ ...base, steps: { by: 'newline' }, initial: { ...initial, char_ends: [2, 2, 3, 4, 5] } })).toThrow(/tokenized it differently/);
+    expect(() => prlResponse({ ...base, steps: { by: 'newline' }, text: 'ab\ncde' })).toThrow(/tokens cover 5 characters but its text has 6/);
+    expect(PrlSteps.safeParse({ by: 'tokens', blockTokens: 0 }).success).toBe(false);
+    expect(PrlSteps.parse({ by: 'blank-line' })).toEqual({ by: 'blank-line' });
   });
 });
