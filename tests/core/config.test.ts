@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolvePrompt } from '../../core/config.js';
 import { parseConfigText } from '../../core/parse-config.js';
+import { PROMPT_PRESETS } from '../../core/prompts.js';
 import { BestOfNInput, bestOfNInputFromConfig } from '../../core/best-of-n.js';
 import { RaftIterationInput, raftIterationInputFromConfig } from '../../core/raft.js';
 
@@ -74,7 +75,7 @@ describe('config', () => {
       .replace('  datasets:', '  shardSize: 0\n  datasets:');
     expect(problems(text)).toEqual([
       'policy.baseUrls.0: expected an http(s) URL such as http://127.0.0.1:8000/v1, got "ftp://x"',
-      'prompt.preset: expected one of "metamath"|"deepseek-math-instruct"|"tinymath", got "nope"',
+      `prompt.preset: expected one of ${Object.keys(PROMPT_PRESETS).map((k) => `"${k}"`).join('|')}, got "nope"`,
       'evaluation.datasets.0.source: expected one of "gsm8k"|"math"|"math500"|"omi2"|"tinymath", got "gsm9k"',
       'evaluation.shardSize: expected a positive integer, got 0',
     ]);
