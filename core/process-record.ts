@@ -133,3 +133,12 @@ export function earlierAttempts(records: readonly ProcessRecord[], here: Here, a
 export function processCount(n: number): string {
   return `${n} process${n === 1 ? '' : 'es'}`;
 }
+
+/**
+ * The pid of a worker named by its Temporal identity (the SDK's default, `<pid>@<host>`), if it ran on `host`.
+ * A pid that is not running on that host means the worker is gone: its started activities will never finish.
+ */
+export function workerPidOnHost(identity: string, host: string): number | null {
+  const m = /^(\d+)@(.+)$/.exec(identity);
+  return m && m[2] === host ? Number(m[1]) : null;
+}

@@ -4,7 +4,8 @@
 import type { NativeConnection } from '@temporalio/worker';
 import { hostname } from 'node:os';
 import { forgetRecord, here, isSame, listRecords, recordState, stopRecorded } from '../clients/process-registry.js';
-import { decideReap, type ProcessFacts, type ProcessRecord } from '../core/process-record.js';
+import { isAlive } from '../clients/process.js';
+import { decideReap, type ProcessFacts, type ProcessRecord, workerPidOnHost } from '../core/process-record.js';
 
 type WorkflowService = NativeConnection['workflowService'];
 
@@ -69,6 +70,59 @@ async function failLostAttempt(opts: ReaperOptions, record: ProcessRecord): Prom
   }
 }
 
+/**
+ * At start-up: the activities that a dead worker of this machine had started (the pid in its identity is not running
+ * here) are failed at once, so that they are retried now rather than after their heartbeat timeout. Only running
+ * workflows are read, at most `limit` of them; an attempt some live worker took over is never touched.
+ */
+export async function handBackLostActivities(opts: Omit<ReaperOptions, 'dirs'>, limit = 1000): Promise<number> {
+  const service = opts.workflowService;
+  if (!service) return 0;
+  const host = hostname();
+  let failed = 0;
+  let seen = 0;
+  let nextPageToken: Uint8Array | undefined;
+  try {
+    do {
+      const page = await service.listWorkflowExecutions({ namespace: opts.namespace, query: 'ExecutionStatus="Running"', pageSize: 100, nextPageToken });
+      for (const ex of page.executions ?? []) {
+        if (seen++ >= limit) return failed;
+        const workflowId = ex.execution?.workflowId;
+        const runId = ex.execution?.runId;
+        if (!workflowId || !runId) continue;
+        const desc = await service.describeWorkflowExecution({ namespace: opts.namespace, execution: { workflowId, runId } }).catch(() => null);
+        for (const a of desc?.pendingActivities ?? []) {
+          if ((a.state ?? 0) === PENDING_ACTIVITY_STATE_SCHEDULED || !a.activityId) continue;
+          const pid = workerPidOnHost(a.lastWorkerIdentity ?? '', host);
+          if (pid === null || pid === process.pid || isAlive(pid)) continue;
+          try {
+            await service.respondActivityTaskFailedById({
+              namespace: opts.namespace,
+              workflowId,
+              runId,
+              activityId: a.activityId,
+              identity: `reaper ${process.pid}@${host}`,
+              failure: {
+                message: `the worker running attempt ${a.attempt} (${a.lastWorkerIdentity}) is gone`,
+                source: 'prm-raft',
+                applicationFailureInfo: { type: 'WorkerLost', nonRetryable: false },
+              },
+            });
+            failed += 1;
+            opts.log(`reaper: ${a.activityType?.name ?? 'activity'} ${a.activityId} of ${workflowId} was held by dead worker ${a.lastWorkerIdentity}; retried now`);
+          } catch (err) {
+            opts.log(`reaper: could not hand back ${a.activityType?.name ?? 'activity'} ${a.activityId} of ${workflowId} (its heartbeat timeout will): ${(err as Error).message}`);
+          }
+        }
+      }
+      nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+    } while (nextPageToken);
+  } catch (err) {
+    opts.log(`reaper: could not list running workflows: ${(err as Error).message}`);
+  }
+  return failed;
+}
+
 /** One pass over every registry. Returns the records it stopped. */
 export async function reapOnce(opts: ReaperOptions): Promise<ProcessRecord[]> {
   const stopped: ProcessRecord[] = [];
@@ -112,6 +166,8 @@ export async function startReaper(opts: ReaperOptions, intervalMs = 30_000): Pro
     }
   };
   await pass();
+  // After the registries: a dead worker's processes are stopped before its activities are retried.
+  await handBackLostActivities(opts);
   let running = false;
   const timer = setInterval(() => {
     if (running) return;

@@ -1,6 +1,6 @@
 // The decisions made from process records: pure, so every case is a table row.
 import { describe, expect, it } from 'vitest';
-import { decideReap, earlierAttempts, parseProcStat, type ProcessFacts, type ProcessRecord, recordFileName } from '../../core/process-record.js';
+import { decideReap, earlierAttempts, parseProcStat, type ProcessFacts, type ProcessRecord, recordFileName, workerPidOnHost } from '../../core/process-record.js';
 
 const here = { host: 'gpu-1', bootId: 'boot-a' };
 const activity = { workflowId: 'raft-1', runId: 'run-a', activityId: '7', activityType: 'startPolicyServer', attempt: 1 };
@@ -73,5 +73,14 @@ describe('recordFileName', () => {
     const b = recordFileName(record({ host: 'a/b', process: { pid: 4242, startTime: '2000' } }));
     expect(a).not.toBe(b);
     expect(a).toMatch(/^[A-Za-z0-9_.-]+\.json$/);
+  });
+});
+
+describe('workerPidOnHost', () => {
+  it("reads the pid of a worker's default identity on this host only", () => {
+    expect(workerPidOnHost('4242@gpu-1', 'gpu-1')).toBe(4242);
+    expect(workerPidOnHost('4242@gpu-2', 'gpu-1')).toBeNull();
+    expect(workerPidOnHost('reaper 4242@gpu-1', 'gpu-1')).toBeNull();
+    expect(workerPidOnHost('my-worker', 'gpu-1')).toBeNull();
   });
 });
