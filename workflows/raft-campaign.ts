@@ -123,11 +123,13 @@ export async function raftCampaign(input: RaftCampaignInput): Promise<CampaignVi
     } finally {
       iterationScope = null;
     }
+    // Whether this iteration was the last is decided before anyone can see its row: never "waiting" for a stop.
+    if (state.status !== 'failed') {
+      const after = stopRequest ? `stopped on request after iteration ${t}` : stopReason(state, input.campaign);
+      if (after) return finish(after);
+    }
     await quick.writeCampaignReport({ runDir, campaign: view() });
     if (state.status === 'failed') continue;
-    if (stopRequest) return finish(`stopped on request after iteration ${t}`);
-    const after = stopReason(state, input.campaign);
-    if (after) return finish(after);
     await condition(allHandlersFinished);
     return continueAsNew<typeof raftCampaign>({ ...input, state });
   }
