@@ -16,8 +16,12 @@ working directory)::
      "logging_steps": 5}
 
 `train_file` holds one ``{"prompt": str, "completion": str}`` per line (other fields are ignored, blank lines are
-skipped). TRL's ``SFTTrainer`` trains on the completion only (prompt tokens get label -100) and the tokenizer's EOS
-is appended to every completion, so the model learns to stop.
+skipped). The prompt and the completion are tokenized apart and concatenated: the prompt as the policy server encodes
+it (with the special tokens the tokenizer adds, such as BOS), the completion without special tokens, then the
+tokenizer's EOS once (not again when the completion already ends with it), so the model learns to stop. TRL's
+``SFTTrainer`` trains on the completion and its EOS only (the prompt's tokens get label -100). Tokenizing the two
+together instead would let a BPE merge across the boundary (a prompt ending in "\n" and a completion starting with
+"\n" give one "\n\n" token) put prompt text into the loss and train on a context the served model never sees.
 
 Stdout carries JSON lines only (everything else, including library output, goes to stderr)::
 
@@ -316,28 +320,47 @@ def read_train_file(path: str) -> TrainData:
     return TrainData(prompts, completions, lines, h.hexdigest())
 
 
+@dataclass
+class TokenizedData:
+    input_ids: list[list[int]]
+    completion_mask: list[list[int]]  # 1 on the completion's tokens and its EOS, 0 on the prompt's
+    prompt_lengths: list[int]
+
+
+def tokenize_examples(tokenizer: Any, prompts: list[str], completions: list[str]) -> TokenizedData:
+    """Each example as prompt tokens + completion tokens + EOS (once), tokenized apart (see the module docstring)."""
+    eos_id = tokenizer.eos_token_id
+    ids: list[list[int]] = []
+    masks: list[list[int]] = []
+    p_lens: list[int] = []
+    chunk = 1024
+    for start in range(0, len(prompts), chunk):
+        p_ids = tokenizer(prompts[start : start + chunk], add_special_tokens=True)["input_ids"]
+        c_ids = tokenizer(completions[start : start + chunk], add_special_tokens=False)["input_ids"]
+        for p, c in zip(p_ids, c_ids):
+            c = list(c) if c and c[-1] == eos_id else [*c, eos_id]
+            ids.append([*p, *c])
+            masks.append([0] * len(p) + [1] * len(c))
+            p_lens.append(len(p))
+    return TokenizedData(ids, masks, p_lens)
+
+
 def count_truncated(tokenizer: Any, data: TrainData, max_length: int, where: str) -> int:
     """How many examples exceed max_length (TRL keeps their start, so they lose their EOS); an example whose
     prompt alone fills max_length has nothing left to learn from and is bad data."""
-    eos = tokenizer.eos_token
     truncated = 0
     first: list[int] = []
-    chunk = 1024
-    for start in range(0, len(data.prompts), chunk):
-        ps = data.prompts[start : start + chunk]
-        cs = data.completions[start : start + chunk]
-        p_ids = tokenizer(ps)["input_ids"]
-        f_ids = tokenizer([p + c + ("" if c.endswith(eos) else eos) for p, c in zip(ps, cs)])["input_ids"]
-        for i, (p, full) in enumerate(zip(p_ids, f_ids)):
-            if len(p) >= max_length:
-                raise BadInput(
-                    f"{where} line {data.lines[start + i]}: the prompt alone is {len(p)} tokens, "
-                    f"max_length is {max_length}: no completion token would be trained on"
-                )
-            if len(full) > max_length:
-                truncated += 1
-                if len(first) < 5:
-                    first.append(data.lines[start + i])
+    tok = tokenize_examples(tokenizer, data.prompts, data.completions)
+    for i, (n_p, full) in enumerate(zip(tok.prompt_lengths, tok.input_ids)):
+        if n_p >= max_length:
+            raise BadInput(
+                f"{where} line {data.lines[i]}: the prompt alone is {n_p} tokens, "
+                f"max_length is {max_length}: no completion token would be trained on"
+            )
+        if len(full) > max_length:
+            truncated += 1
+            if len(first) < 5:
+                first.append(data.lines[i])
     if truncated:
         log(
             f"warning: {truncated} of {len(data.prompts)} examples are longer than max_length={max_length} tokens and "
@@ -439,7 +462,10 @@ def build_trainer(job: SftJob, data: TrainData, tokenizer: Any, callbacks: list[
         model_init_kwargs={"dtype": "float32", "device_map": None},
     )
     peft_config = job.lora.peft_config("CAUSAL_LM") if job.method == "lora" else None
-    dataset = Dataset.from_dict({"prompt": data.prompts, "completion": data.completions})
+    # Already tokenized (input_ids + completion_mask): TRL builds the labels from the mask, truncates to max_length
+    # and leaves the tokens as they are.
+    tok = tokenize_examples(tokenizer, data.prompts, data.completions)
+    dataset = Dataset.from_dict({"input_ids": tok.input_ids, "completion_mask": tok.completion_mask})
     return SFTTrainer(
         model=job.model,
         args=args,
