@@ -5,6 +5,7 @@ import { checkPrm } from './check-prm.js';
 import { compareEvaluations } from './compare-evaluations.js';
 import { evaluateShard } from './evaluate-shard.js';
 import { labelShard, writeLabelPlan } from './label-shard.js';
+import { logprobShard } from './logprob-shard.js';
 import { prepareDataset } from './prepare-dataset.js';
 import { runSft } from './run-sft.js';
 import { sampleShard } from './sample-shard.js';
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
     bestOfNTables,
     exportPrmTrainingData,
     runPrmTraining,
+    logprobShard,
     ...createServingActivities(deps.workerQueue),
   };
 }

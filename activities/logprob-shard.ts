@@ -59,6 +59,11 @@ export async function logprobShard(input: LogprobShardInput): Promise<LogprobSha
   return withFailureClasses(async () => {
     const { shard, logprobs: settings } = input;
     const checkpoint = resolve(input.checkpoint);
+    if (!(await exists(join(checkpoint, 'config.json')))) {
+      throw new BadInputError(
+        `PRL needs the policy's own log-probs, so ${input.checkpoint} must be a local transformers checkpoint (a directory with config.json) on this worker; ${checkpoint} is not one. A model reached only through a server's API cannot be scored`,
+      );
+    }
     // Batch sizes and the device change only the throughput, not the values; bf16 changes the values.
     const key = contentKey({ v: 1, shard: shard.sha256, kind: input.kind, checkpoint, prompt: input.prompt, bf16: settings.bf16 });
     const dir = resolve(cacheDir(input.storeRoot, 'logprobs', key));

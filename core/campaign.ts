@@ -140,13 +140,17 @@ export function iterationLearningRate(base: number, t: number, campaign: Campaig
   return campaign.learningRateDecay === 'linear' ? (base * (campaign.maxIterations - t + 1)) / campaign.maxIterations : base;
 }
 
-/** Iteration t's input: from the current policy (served by the pipeline once it is a tuned checkpoint). */
+/**
+ * Iteration t's input: from the current policy (served by the pipeline once it is a tuned checkpoint). PRL's π0 is
+ * `prl.initialPolicy` when the config sets it, else the campaign's initial policy (so iteration 1's PRL is r).
+ */
 export function campaignIterationInput(input: RaftCampaignInput, state: CampaignState): RaftIterationInput {
   const base = input.iteration;
   const t = state.iterations + 1;
   const fromInitial = state.iterations === 0;
   return {
     ...base,
+    ...(base.prl ? { prl: { ...base.prl, initialPolicy: base.prl.initialPolicy ?? state.initialPolicy.checkpoint } } : {}),
     policy: { ...base.policy, ...state.policy },
     servePolicy: fromInitial ? base.servePolicy : true,
     sampling: { ...base.sampling, datasets: iterationPromptSets(base.sampling.datasets, state.pool, state.cursor, input.campaign.promptsPerIteration, input.campaign.seed) },

@@ -8,6 +8,7 @@ import { StepSplitConfig } from './steps.js';
 import { LabelKind } from './labels.js';
 import { unknownPlaceholders } from './command.js';
 import { VllmPoolingConfig } from './vllm-pooling.js';
+import { LogprobJobSettings, PrlBoundary, PrlScoreKind, PrlSteps } from './prl.js';
 
 const positiveInt = z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegativeInt = z.int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' });
@@ -360,6 +361,30 @@ export const CampaignConfig = z.strictObject({
 });
 export type CampaignConfig = z.infer<typeof CampaignConfig>;
 
+/**
+ * PRL (issue 14): process rewards r − (1/η)·Σ of the log-ratios ln π/π0 still to come, from the outcome and the
+ * policy's own log-probs under the current policy π and the initial one π0 (core/prl.ts). `selection.mode: prl`
+ * ranks a prompt's responses by them; `label export --kind prl` and `label agreement` take their flags instead.
+ */
+export const PrlConfig = z.strictObject({
+  /** The inverse of the KL coefficient: larger η, less weight on the drift from π0 (+∞ would be the outcome alone). */
+  eta: z.number({ error: 'expected a number > 0' }).positive({ error: 'expected a number > 0' }).refine(Number.isFinite, { error: 'expected a finite number > 0' }),
+  /** Where a step's value is read: after its last token (the paper) or at it (the authors' code). */
+  boundary: PrlBoundary.default('after-step'),
+  /** Where PRL's steps end; the config's `steps` when omitted. Fixed token blocks: `{ by: tokens, blockTokens: 256 }`. */
+  steps: PrlSteps.optional(),
+  /** What a response is ranked by: the whole response's value, or the minimum over its steps. */
+  score: PrlScoreKind.default('sequence'),
+  /** π0's checkpoint (a local transformers directory); in a campaign, the campaign's initial policy when omitted; otherwise the input policy (then PRL = r). */
+  initialPolicy: nonEmpty.optional(),
+  /** The log-prob job (python -m prm_raft.logprobs) on the gpu queue. */
+  logprobs: LogprobJobSettings.extend({ command: commandTemplate(['python', 'config', 'output_dir']).default(['{python}', '-m', 'prm_raft.logprobs', '--config', '{config}']) }).prefault({}),
+});
+export type PrlConfig = z.infer<typeof PrlConfig>;
+
+/** Why a config in prl mode cannot run: the one message for the config check and the iteration's own guard. */
+export const PRL_REQUIRED = 'prl (η and the initial policy that selection.mode prl ranks responses by, e.g. `prl: { eta: 2 }`)';
+
 /** The rows a comparison always has besides its reward models, and what each is. */
 const RESERVED_ROWS = new Map<string, string>([
   ['baseline', 'the untuned policy'],
@@ -407,8 +432,14 @@ export const Config = z.strictObject({
   steps: StepSplitConfig.prefault({ by: 'newline' }),
   prm: PrmConfig.superRefine((p, ctx) => localServerSpeaksScore(p, ctx)).optional(),
   selection: SelectionConfig.prefault({}),
+  /** PRL selection and labels (issue 14); needed by `selection.mode: prl`. */
+  prl: PrlConfig.optional(),
   sft: SftConfig.prefault({}),
   serving: ServingConfig.prefault({}),
+}).superRefine((c, ctx) => {
+  if (c.selection.mode === 'prl' && c.prl === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['prl'], message: `selection.mode prl needs the section ${PRL_REQUIRED}` });
+  }
 });
 export type Config = z.infer<typeof Config>;
 

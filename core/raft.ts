@@ -1,8 +1,9 @@
 // What one RAFT iteration passes between its stages, and what it returns: manifests and stats, never records.
 import { z } from 'zod';
-import { EvaluationConfig, GraderConfig, PolicyConfig, PrmConfig, SamplingConfig, ServingConfig, SftConfig, resolvePrompt, type Config } from './config.js';
+import { EvaluationConfig, GraderConfig, PolicyConfig, PRL_REQUIRED, PrlConfig, PrmConfig, SamplingConfig, ServingConfig, SftConfig, resolvePrompt, type Config } from './config.js';
 import { ArtifactManifest, DatasetChange, EvaluationSummary } from './manifests.js';
 import { PromptTemplate } from './prompts.js';
+import { LogprobShardResult, PrlSteps } from './prl.js';
 import { SelectionConfig, SelectionMode, SelectionStats } from './selection.js';
 import { StepSplitConfig } from './steps.js';
 
@@ -39,6 +40,14 @@ export function isPrmToServe(prm: IterationPrm): prm is PrmToServe {
 export const PRM_REQUIRED =
   'prm (the reward model that selection.mode prm ranks responses by — or set selection.mode to oracle, random or majority, which need none)';
 
+/** PRL selection's settings as an iteration takes them: the config's `prl` with its steps resolved. */
+export const PrlIterationSettings = PrlConfig.extend({ steps: PrlSteps });
+export type PrlIterationSettings = z.infer<typeof PrlIterationSettings>;
+
+/** A samples shard's log-prob files under the current policy and under π0 (none when π0 is the current policy). */
+export const ShardLogprobs = z.strictObject({ current: LogprobShardResult, initial: LogprobShardResult.optional() });
+export type ShardLogprobs = z.infer<typeof ShardLogprobs>;
+
 export const RaftIterationInput = z.strictObject({
   name: z.string(),
   /** The policy to improve: served at `baseUrls` under `model`, with its weights at `checkpoint`. */
@@ -51,6 +60,8 @@ export const RaftIterationInput = z.strictObject({
   /** The reward model; given exactly when `selection.mode` is `prm` (see raftIterationInputFromConfig). */
   prm: IterationPrm.optional(),
   selection: SelectionConfig,
+  /** PRL's settings; given exactly when `selection.mode` is `prl`. */
+  prl: PrlIterationSettings.optional(),
   sft: SftConfig,
   serving: ServingConfig,
   evaluation: EvaluationConfig,
@@ -69,7 +80,10 @@ export type RaftIterationInput = z.infer<typeof RaftIterationInput>;
  */
 export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: string): RaftIterationInput {
   const needsPrm = config.selection.mode === 'prm';
-  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a RAFT iteration', needsPrm && !config.prm ? [PRM_REQUIRED] : []);
+  const needsPrl = config.selection.mode === 'prl';
+  const missing = [...(needsPrm && !config.prm ? [PRM_REQUIRED] : []), ...(needsPrl && !config.prl ? [PRL_REQUIRED] : [])];
+  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a RAFT iteration', missing);
+  if (needsPrl && config.prl) return { ...settings, prl: { ...config.prl, steps: config.prl.steps ?? config.steps } };
   if (!needsPrm || !config.prm) return settings;
   const { localServer: _r, ...prm } = config.prm;
   return { ...settings, prm };
@@ -84,7 +98,7 @@ export function iterationSettingsFromConfig(
   policyCheckpoint: string | undefined,
   job: string,
   alsoMissing: string[],
-): Omit<RaftIterationInput, 'prm' | 'reuse'> {
+): Omit<RaftIterationInput, 'prm' | 'prl' | 'reuse'> {
   const missing: string[] = [];
   if (!config.sampling) missing.push('sampling (the training prompt sets and N)');
   missing.push(...alsoMissing);

@@ -7,10 +7,17 @@ export const SELECTION_BASELINES = ['oracle', 'random', 'majority'] as const;
 export type SelectionBaseline = (typeof SELECTION_BASELINES)[number];
 
 /**
- * `prm`: the top response by the reward model's aggregated score. The baselines: `oracle` keeps a right response
- * (ground truth), `random` one at random, `majority` one that gives the final answer given most often (label-free).
+ * `prm`: the top response by the reward model's aggregated score. `prl`: the top response by its PRL value
+ * r − (1/η)·ln π/π0 (core/prl.ts; r is the grade, so among right answers the one the policy drifted least on). The
+ * baselines: `oracle` keeps a right response (ground truth), `random` one at random, `majority` one that gives the
+ * final answer given most often (label-free).
  */
-export const SelectionMode = z.enum(['prm', ...SELECTION_BASELINES]);
+export const SelectionMode = z.enum(['prm', 'prl', ...SELECTION_BASELINES]);
+
+/** The modes that rank by a score per response (`Candidate.score`): the top one is kept, ties to the lowest index. */
+export function ranksByScore(mode: SelectionMode): mode is 'prm' | 'prl' {
+  return mode === 'prm' || mode === 'prl';
+}
 export type SelectionMode = z.infer<typeof SelectionMode>;
 
 export const SelectionConfig = z.strictObject({
@@ -25,7 +32,7 @@ export type SelectionConfig = z.infer<typeof SelectionConfig>;
 export interface Candidate {
   index: number;
   finishReason: string;
-  /** The response's aggregated score; NaN when it has none (no steps, scoring failed, or not scored at all). */
+  /** The response's score (prm: its aggregated step scores; prl: its PRL value); NaN when it has none (no steps, scoring failed, or not scored at all). */
   score: number;
   extracted: string | null;
   correct: boolean;
@@ -40,8 +47,8 @@ export interface SelectionOutcome {
 
 /**
  * The candidate `cfg.mode` keeps for prompt `promptId`, or why there is none. Ties go to the lowest index so a
- * re-run selects the same response. Correctness is used only in oracle mode: elsewhere it is a diagnostic, never
- * an input.
+ * re-run selects the same response. Correctness is read here only in oracle mode (in prl mode it is already in
+ * the score, as the outcome r): elsewhere it is a diagnostic, never an input.
  */
 export function selectTopResponse(candidates: readonly Candidate[], cfg: SelectionConfig, promptId: string): SelectionOutcome {
   const rejected = new Map<Rejection, number>();
@@ -61,7 +68,8 @@ export function selectTopResponse(candidates: readonly Candidate[], cfg: Selecti
       // A response without an answer cannot vote (it is only eligible when dropNoAnswer is off).
       reject('no-answer', eligible.filter((c) => c.extracted === null).length);
       return { selected: majorityPick(eligible), rejected };
-    case 'prm': {
+    case 'prm':
+    case 'prl': {
       let best: Candidate | null = null;
       for (const c of eligible) {
         if (Number.isNaN(c.score)) reject('no-score');
@@ -118,7 +126,7 @@ function majorityPick(eligible: readonly Candidate[]): Candidate | null {
 export const SelectionStats = z.strictObject({
   prompts: z.number().int(),
   kept: z.number().int(),
-  /** Kept responses that have a score (all of them in prm mode, none in the baselines), and their sum and min. */
+  /** Kept responses that have a score (all of them in prm and prl mode, none in the baselines), and their sum and min. */
   scored: z.number().int(),
   scoreSum: z.number(),
   minSelectedScore: z.number().nullable(),

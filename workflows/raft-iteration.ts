@@ -1,5 +1,6 @@
 // One RAFT iteration: sample N per prompt → PRM-score every step → keep the best → SFT → evaluate before and after.
-// The baseline selection modes (oracle, random, majority) skip the reward model: no check, no scoring.
+// The baseline selection modes (oracle, random, majority) skip the reward model: no check, no scoring. PRL selection
+// (prl) skips it too and scores every response's log-probs under the current policy and under π0 instead.
 import {
   ActivityFailure,
   ApplicationFailure,
@@ -21,6 +22,7 @@ import { shardActivityOptions } from './shard-options.js';
 import { runDir as runDirOf } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import type { EvaluationSummary } from '../core/manifests.js';
+import { PRL_REQUIRED } from '../core/config.js';
 import { isPrmToServe, PRM_REQUIRED, tunedModelName, type PrmEndpoint, type RaftIterationInput, type RaftIterationResult, type RaftProgress, type SampleShardResult, type ServedPolicy, type SftResult, smallerBatchSplit } from '../core/raft.js';
 import { meanSelectedScore } from '../core/selection.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
@@ -88,6 +90,8 @@ export function sampleShardInput(
 export async function raftIteration(input: RaftIterationInput): Promise<RaftIterationResult> {
   const prm = input.selection.mode === 'prm' ? input.prm : undefined;
   if (input.selection.mode === 'prm' && !prm) throw ApplicationFailure.nonRetryable(`the iteration's input lacks ${PRM_REQUIRED}`, 'BadInput');
+  const prl = input.selection.mode === 'prl' ? input.prl : undefined;
+  if (input.selection.mode === 'prl' && !prl) throw ApplicationFailure.nonRetryable(`the iteration's input lacks ${PRL_REQUIRED}`, 'BadInput');
   const { quick, shards, serving, training } = raftProxies(input);
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
@@ -150,11 +154,25 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
   }
 
   progress.stage = 'selecting';
+  if (prl) {
+    // Each response's token log-probs under the policy that sampled it and under π0, by the forward-pass job on the
+    // gpu queue (content-addressed: π0's files of a shard are computed once). π0 = the current policy: PRL = r.
+    const initialPolicy = prl.initialPolicy ?? input.policy.checkpoint;
+    const same = initialPolicy.replace(/\/+$/, '') === input.policy.checkpoint.replace(/\/+$/, '');
+    const job = { kind: 'samples' as const, prompt: input.prompt, logprobs: prl.logprobs, python: input.python, storeRoot: input.storeRoot };
+    sampling = await runSlidingWindow(sampling, input.sampling.maxShardsInFlight, async (shard): Promise<Shard> => {
+      const current = await training.logprobShard({ ...job, shard: shard.samples, checkpoint: input.policy.checkpoint });
+      if (same) return { ...shard, logprobs: { current } };
+      const initial = await training.logprobShard({ ...job, shard: shard.samples, checkpoint: initialPolicy });
+      return { ...shard, logprobs: { current, initial } };
+    });
+  }
   const selection = await quick.selectResponses({
     selection: input.selection,
     prompt: input.prompt,
     storeRoot: input.storeRoot,
     aggregation: prm?.aggregation,
+    ...(prl ? { prl } : {}),
     shards: sampling,
   });
   if (selection.sftData.count === 0) {

@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { SampledPrompt } from '../../activities/sample-shard.js';
 import type { ScoredPrompt } from '../../activities/score-shard.js';
 import { selectResponses, type SelectResponsesInput } from '../../activities/select-responses.js';
+import { LogprobJobSettings } from '../../core/prl.js';
 import { PROMPT_PRESETS } from '../../core/prompts.js';
 import type { SelectionResult } from '../../core/raft.js';
 import { sha256, toJsonl } from '../../store/files.js';
@@ -119,5 +120,48 @@ describe('selectResponses', () => {
     expect(none.sftData).toMatchObject({ count: 0, sha256: sha256('') });
     expect(none.selected).toMatchObject({ count: 0, sha256: sha256('') });
     expect(none.stats).toMatchObject({ prompts: 1, kept: 0 });
+  });
+
+  it('ranks by PRL values from the log-prob files in prl mode: r − (1/η)·ln π/π0, and r alone when π0 is the current policy', async () => {
+    // Prompt e: two right answers and a wrong one. The policy drifted from π0 on e0 (log-ratio +1.5) and not on e1.
+    const prompts = [sampled('e', ['2\n4', '1\n4', '3\n5'], ['4', '4', '5'])];
+    const samplesText = toJsonl(prompts);
+    const samplesUri = join(store, 'samples-prl.jsonl');
+    await writeFile(samplesUri, samplesText);
+    const samples = { uri: samplesUri, count: 1, sha256: sha256(samplesText), dataset: 'd', shard: 0, prompts: 1, responses: 3, truncated: 0, refused: 0, correct: 2, cached: false };
+    // The stage's files: one line per response in the samples' order, one token per character here.
+    const logprobFile = async (name: string, lps: number[][]) => {
+      const text = toJsonl(lps.map((logprobs, j) => ({ id: `e/${j}`, logprobs, char_ends: [1, 2, 3] })));
+      const uri = join(store, `${name}.jsonl`);
+      await writeFile(uri, text);
+      return { uri, count: 3, sha256: sha256(text), dataset: 'd', shard: 0, checkpoint: `/${name}`, responses: 3, tokens: 9, cached: false };
+    };
+    const current = await logprobFile('pi', [[-0.5, -0.5, -0.5], [-1, -1, -1], [-0.1, -0.1, -0.1]]);
+    const initial = await logprobFile('pi0', [[-1, -1, -1], [-1, -1, -1], [-1, -1, -1]]);
+    const prl = { eta: 1, boundary: 'after-step' as const, steps: { by: 'newline' as const }, score: 'sequence' as const, logprobs: LogprobJobSettings.parse({}) };
+    const base: SelectResponsesInput = { ...input, selection: { ...input.selection, mode: 'prl' }, aggregation: undefined, prl, shards: [{ samples, logprobs: { current, initial } }] };
+
+    const lines = async (r: SelectionResult) => (await readFile(r.selected.uri, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { index: number; score: number });
+    const ranked = await run(base);
+    // e0: 1 − 1.5 = −0.5; e1: 1 − 0 = 1; e2: 0 − 2.7.
+    expect(await lines(ranked)).toEqual([expect.objectContaining({ index: 1, score: 1 })]);
+    expect(ranked.stats).toMatchObject({ kept: 1, scored: 1, scoreSum: 1, selectedCorrect: 1, promptsWithACorrectResponse: 1, majorityCorrect: 1 });
+    // min-step: e0's steps are worth 1 − 0.5 (after "2\n") and 1; e1's 1 and 1.
+    const minStep = await run({ ...base, prl: { ...prl, score: 'min-step' } });
+    expect(await lines(minStep)).toEqual([expect.objectContaining({ index: 1, score: 1 })]);
+    // π0 is the current policy (no second file): every value is the outcome, and the tie goes to the lowest index.
+    const same = await run({ ...base, shards: [{ samples, logprobs: { current } }] });
+    expect(await lines(same)).toEqual([expect.objectContaining({ index: 0, score: 1 })]);
+    // A larger η weighs the drift less: e0 at η = 1000 is 1 − 0.0015, still below e1.
+    const weak = await run({ ...base, prl: { ...prl, eta: 1000 } });
+    expect((await lines(weak))[0]?.index).toBe(1);
+    expect(new Set([ranked, minStep, same, weak].map((r) => dirname(r.selected.uri))).size).toBe(4);
+
+    const error = await run({ ...base, shards: [{ samples }] }).catch((e: unknown) => e);
+    expect((error as ApplicationFailure).nonRetryable).toBe(true);
+    expect((error as Error).message).toContain('selection.mode prl ranks by PRL values');
+    const foreign = await logprobFile('other', [[-1, -1, -1]]);
+    const wrong = await run({ ...base, shards: [{ samples, logprobs: { current: foreign, initial } }] }).catch((e: unknown) => e);
+    expect((wrong as Error).message).toMatch(/response e\/1 has no log-prob line under the current policy/);
   });
 });

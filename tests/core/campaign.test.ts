@@ -1,7 +1,7 @@
 // A campaign's pure rules: how prompts are dealt out, when it stops, when `next` is refused; and the dataset slice.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { initialCampaignState, iterationPromptSets, nextRejection, stopReason, type CampaignState, type RaftCampaignInput } from '../../core/campaign.js';
+import { campaignIterationInput, initialCampaignState, iterationPromptSets, nextRejection, stopReason, type CampaignState, type RaftCampaignInput } from '../../core/campaign.js';
 import { CampaignConfig, type EvalDatasetConfig } from '../../core/config.js';
 import { BadInputError } from '../../core/errors.js';
 import { seededPermutation } from '../../core/random.js';
@@ -99,5 +99,25 @@ describe('nextRejection', () => {
     expect(nextRejection(state({ status: 'stopped', stopReason: 'reached maxIterations (3)' }), false)).toBe('the campaign has stopped: reached maxIterations (3)');
     expect(nextRejection(state({ triggers: 1 }), false)).toBe('iteration 1 is already triggered and about to start');
     expect(nextRejection(state(), true)).toBe('the campaign runs its iterations back to back (--auto); there is nothing to trigger');
+  });
+});
+
+describe('campaignIterationInput: PRL', () => {
+  const base = { policy: { checkpoint: '/init', model: 'm', baseUrls: ['http://x/v1'] }, servePolicy: false, sampling: { datasets: sets }, sft: { learningRate: 1e-5 } };
+  const campaign = CampaignConfig.parse({ promptsPerIteration: 10 });
+  const prl = { eta: 2, boundary: 'after-step', steps: { by: 'newline' }, score: 'sequence', logprobs: {} };
+  const later = (input: RaftCampaignInput) => ({ ...initialCampaignState(input, pool), iterations: 1, policy: { checkpoint: '/tuned-1', model: 'm+raft-1' } });
+  it("takes the campaign's initial policy as π0 when prl.initialPolicy is not set, and keeps a configured one", () => {
+    const input = { iteration: { ...base, prl }, campaign, auto: false } as unknown as RaftCampaignInput;
+    const second = campaignIterationInput(input, later(input));
+    expect(second.policy.checkpoint).toBe('/tuned-1');
+    expect(second.prl?.initialPolicy).toBe('/init');
+    // Iteration 1 samples from π0 itself: the two checkpoints are the same, and PRL is the outcome.
+    expect(campaignIterationInput(input, initialCampaignState(input, pool)).prl?.initialPolicy).toBe('/init');
+    const own = { ...input, iteration: { ...input.iteration, prl: { ...prl, initialPolicy: '/sft-base' } } } as unknown as RaftCampaignInput;
+    expect(campaignIterationInput(own, later(own)).prl?.initialPolicy).toBe('/sft-base');
+    // Not in prl mode: no prl settings appear.
+    const plain = { iteration: base, campaign, auto: false } as unknown as RaftCampaignInput;
+    expect(campaignIterationInput(plain, later(plain))).not.toHaveProperty('prl');
   });
 });

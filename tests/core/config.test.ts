@@ -179,6 +179,30 @@ sampling: { datasets: [{ name: train, source: tinymath, path: tr.jsonl }] }
     expect(() => raftIterationInputFromConfig(config(iteration))).toThrow(/lacks: prm \(the reward model that selection\.mode prm ranks responses by — or set selection\.mode to oracle, random or majority/);
   });
 
+  it('refuses prl mode without a prl section, naming it (config check), and fills the prl defaults', () => {
+    expect(problems(`${iteration}selection: { mode: prl }\n`)).toEqual([expect.stringMatching(/^prl: selection\.mode prl needs the section prl \(η and the initial policy/)]);
+    expect(problems(`${iteration}selection: { mode: prl }\nprl: { eta: 0 }\n`)).toEqual(['prl.eta: expected a number > 0, got 0']);
+    expect(problems(`${iteration}prl: { eta: 2, score: max, steps: { by: tokens, blockTokens: 0 } }\n`).sort()).toEqual([
+      expect.stringMatching(/^prl\.score: expected one of "sequence"\|"min-step"/),
+      expect.stringMatching(/^prl\.steps\.blockTokens/),
+    ]);
+    expect(problems(`${iteration}prl: { eta: 2, logprobs: { command: ["{python}", "{nope}"] } }\n`)).toEqual([expect.stringMatching(/^prl\.logprobs\.command: unknown placeholder \{nope\}/)]);
+    const input = raftIterationInputFromConfig(config(`${iteration}steps: { by: blank-line }\nselection: { mode: prl }\nprl: { eta: 2 }\n`));
+    expect(RaftIterationInput.parse(input).prl).toEqual({
+      eta: 2,
+      boundary: 'after-step',
+      // PRL's steps default to the config's steps.
+      steps: { by: 'blank-line' },
+      score: 'sequence',
+      logprobs: { command: ['{python}', '-m', 'prm_raft.logprobs', '--config', '{config}'], batchTokens: 8192, maxBatchSize: 64, bf16: false, device: 'auto' },
+    });
+    expect(input.prm).toBeUndefined();
+    const own = raftIterationInputFromConfig(config(`${iteration}selection: { mode: prl }\nprl: { eta: 10, initialPolicy: /pi0, score: min-step, steps: { by: tokens, blockTokens: 256 } }\n`));
+    expect(own.prl).toMatchObject({ eta: 10, initialPolicy: '/pi0', score: 'min-step', steps: { by: 'tokens', blockTokens: 256 } });
+    // Another mode passes no prl settings on, even when the config has them.
+    expect(raftIterationInputFromConfig(config(`${iteration}selection: { mode: oracle }\nprl: { eta: 2 }\n`)).prl).toBeUndefined();
+  });
+
   it('needs no reward model in the baseline modes, and passes none on even when the config has one', () => {
     for (const mode of ['oracle', 'random', 'majority']) {
       const without = raftIterationInputFromConfig(config(`${iteration}selection: { mode: ${mode}, seed: 7 }\n`));

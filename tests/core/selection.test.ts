@@ -244,3 +244,27 @@ describe('selection stats', () => {
     expect(meanSelectedScore(emptySelectionStats())).toBeNull();
   });
 });
+
+describe('selectTopResponse: prl', () => {
+  const prl = SelectionConfig.parse({ mode: 'prl' });
+  it('keeps the top PRL value (negative values too), ties to the lowest index, and never a response without one', () => {
+    // PRL values are r ± KL/η, not in [0, 1]: a right answer drifted far from π0 can rank below a wrong one.
+    expect(selectTopResponse([c(0, 0.2, { correct: true }), c(1, 1.3, { correct: true }), c(2, -0.4)], prl, 'p').selected?.index).toBe(1);
+    expect(selectTopResponse([c(2, 0.9), c(0, 0.9), c(1, -5)], prl, 'p').selected?.index).toBe(0);
+    const out = selectTopResponse([c(0, Number.NaN), c(1, -2)], prl, 'p');
+    expect(out.selected?.index).toBe(1);
+    expect(Object.fromEntries(out.rejected)).toEqual({ 'no-score': 1 });
+    expect(selectTopResponse([c(0, Number.NaN)], prl, 'p').selected).toBeNull();
+  });
+  it('drops a truncated response or one without an answer before ranking, like every mode', () => {
+    const out = selectTopResponse([c(0, 9, { finishReason: 'length' }), c(1, 8, { extracted: null }), c(2, 1)], prl, 'p');
+    expect(out.selected?.index).toBe(2);
+    expect(Object.fromEntries(out.rejected)).toEqual({ truncated: 1, 'no-answer': 1 });
+  });
+  it('reports the baselines beside its own right picks, and the mean PRL value picked', () => {
+    const candidates = [c(0, 0.5, { correct: true, extracted: '4' }), c(1, 0.1, { extracted: '5' }), c(2, 0.9, { correct: true, extracted: '4' })];
+    const stats = selectionStatsOf(candidates, selectTopResponse(candidates, prl, 'p'), prl);
+    expect(stats).toMatchObject({ kept: 1, scored: 1, scoreSum: 0.9, selectedCorrect: 1, promptsWithACorrectResponse: 1, majorityCorrect: 1 });
+    expect(stats.randomExpectedCorrect).toBeCloseTo(2 / 3);
+  });
+});

@@ -1,4 +1,5 @@
 // Mocked activities for workflow tests of the RAFT iteration and the comparisons built on it.
+import { Context } from '@temporalio/activity';
 import type { Activities } from '../../activities/index.js';
 import type { RunSftInput } from '../../activities/run-sft.js';
 import type { SftResult } from '../../core/raft.js';
@@ -9,7 +10,7 @@ export const STOP_QUEUE = 'test-worker-own-queue';
 export const manifest = (uri: string, count = 1) => ({ uri, count, sha256: `sha-${uri}` });
 
 /** The activities a RAFT iteration calls. */
-export type RaftActivities = Pick<Activities, 'prepareDataset' | 'checkPolicy' | 'checkPrm' | 'evaluateShard' | 'mergeShardResults' | 'writeRunSummary' | 'compareEvaluations' | 'sampleShard' | 'scoreShard' | 'selectResponses' | 'runSft' | 'startPolicyServer' | 'stopPolicyServer'>;
+export type RaftActivities = Pick<Activities, 'prepareDataset' | 'checkPolicy' | 'checkPrm' | 'evaluateShard' | 'mergeShardResults' | 'writeRunSummary' | 'compareEvaluations' | 'sampleShard' | 'scoreShard' | 'selectResponses' | 'runSft' | 'startPolicyServer' | 'stopPolicyServer' | 'logprobShard'>;
 
 /** Mocks that log every call; the SFT mock is replaced per test. */
 export function mockActivities(calls: string[], runSft?: (input: RunSftInput) => Promise<SftResult>): RaftActivities {
@@ -53,6 +54,11 @@ export function mockActivities(calls: string[], runSft?: (input: RunSftInput) =>
     async scoreShard(input) {
       calls.push(`score:${input.samples.shard}`);
       return { ...manifest(`/p/${input.samples.shard}`, input.samples.prompts), dataset: 'train', shard: input.samples.shard, scored: input.samples.responses, empty: 0, cached: false };
+    },
+    async logprobShard(input) {
+      // The queue it ran on, too: the forward passes belong on the gpu queue.
+      calls.push(`logprobs:${input.shard.shard}:${input.checkpoint}@${Context.current().info.taskQueue}`);
+      return { ...manifest(`/lp/${input.shard.shard}${input.checkpoint}`, input.shard.count), dataset: input.shard.dataset, shard: input.shard.shard, checkpoint: input.checkpoint, responses: 4, tokens: 40, cached: false };
     },
     async selectResponses(input) {
       // A baseline mode has no scores: '-' in place of the scores shard.

@@ -5,6 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../core/parse-config.js';
+import { LogprobJobSettings } from '../../core/prl.js';
 import { raftIterationInputFromConfig, type RaftIterationInput, type RaftIterationResult } from '../../core/raft.js';
 import { mockActivities, STOP_QUEUE, type RaftActivities } from '../helpers/raft-mocks.js';
 import { recordHistory, timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
@@ -102,6 +103,50 @@ describe('raftIteration', () => {
     expect(selections[0]?.aggregation).toBeUndefined();
     expect(result.selection).toMatchObject({ mode: 'majority', majorityCorrect: 18, randomExpectedCorrect: 12.5 });
     expect(calls.at(-1)).toBe('summary:raft-majority');
+  });
+
+  it('in prl mode scores every shard under the input policy and π0 on the gpu queue before selecting, and calls no reward model', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const selections: Array<Parameters<typeof base.selectResponses>[0]> = [];
+    const activities = {
+      ...base,
+      async selectResponses(i: Parameters<typeof base.selectResponses>[0]) {
+        selections.push(i);
+        return base.selectResponses(i);
+      },
+    };
+    const input = testInput();
+    const prl = { eta: 2, boundary: 'after-step' as const, steps: input.steps, score: 'sequence' as const, initialPolicy: '/ckpt/pi0', logprobs: LogprobJobSettings.parse({}) };
+    const result = await run(activities, { ...input, selection: { ...input.selection, mode: 'prl' }, prm: undefined, prl }, 'raft-prl');
+    expect(calls).not.toContain('checkPrm');
+    expect(calls.filter((c) => c.startsWith('score:'))).toEqual([]);
+    const logprobs = calls.filter((c) => c.startsWith('logprobs:'));
+    expect([...logprobs].sort()).toEqual([0, 1, 2].flatMap((i) => [`logprobs:${i}:/ckpt/base@raft-gpu`, `logprobs:${i}:/ckpt/pi0@raft-gpu`]));
+    const at = (c: string) => calls.indexOf(c);
+    for (const c of logprobs) {
+      expect(at(c)).toBeGreaterThan(at(`sample:${c.split(':')[1]}`));
+      expect(at(c)).toBeLessThan(at('select:0/-,1/-,2/-'));
+    }
+    // Each shard's two files reach the selection, with the prl settings.
+    expect(selections[0]?.prl).toEqual(prl);
+    expect(selections[0]?.shards.map((s) => [s.logprobs?.current.uri, s.logprobs?.initial?.uri])).toEqual([0, 1, 2].map((i) => [`/lp/${i}/ckpt/base`, `/lp/${i}/ckpt/pi0`]));
+    expect(result.selection.mode).toBe('prl');
+    expect(calls.at(-1)).toBe('summary:raft-prl');
+
+    // π0 is the input policy (a campaign's first iteration): one file per shard, and PRL is the outcome.
+    const sameCalls: string[] = [];
+    await run({ ...mockActivities(sameCalls) }, { ...input, selection: { ...input.selection, mode: 'prl' }, prm: undefined, prl: { ...prl, initialPolicy: '/ckpt/base/' } }, 'raft-prl-same');
+    expect(sameCalls.filter((c) => c.startsWith('logprobs:')).sort()).toEqual([0, 1, 2].map((i) => `logprobs:${i}:/ckpt/base@raft-gpu`));
+  });
+
+  it('fails at once in prl mode without its settings, naming prl', async () => {
+    const calls: string[] = [];
+    const input = testInput();
+    const error = await run(mockActivities(calls), { ...input, selection: { ...input.selection, mode: 'prl' }, prm: undefined }, 'raft-prl-missing').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(((error as WorkflowFailedError).cause as ApplicationFailure).message).toMatch(/the iteration's input lacks prl \(η and the initial policy/);
+    expect(calls).toEqual([]);
   });
 
   it("pairs only the datasets evaluated both before and after, against a comparison's shared evaluation", async () => {
