@@ -47,6 +47,10 @@ usage:
                                              ER-PRM labeling: K solutions per problem, M completions per step
   prm-raft label export --run RUN --kind hard|soft|er [--eta ETA] --format math-shepherd|jsonl [--out FILE]
                                              a PRM training set from a finished run's counts (no sampling)
+  prm-raft label export --run RUN --kind prl --policy CKPT --initial-policy CKPT --eta ETA --format math-shepherd|jsonl
+                                             PRL labels of the run's solutions from their log-probs under π and π0
+  prm-raft label agreement --run RUN --policy CKPT --initial-policy CKPT --eta ETA [--json]
+                                             PRL vs ER(η) labels on the run's steps: Pearson r, mean |PRL − ER|
   prm-raft labels --k K --m M --eta ETA      a step's hard, soft and ER(η) labels from k of m completions, as JSON
   prm-raft bon --config F [--json] [--detach]
                                              best-of-N of every reward model on sampled test responses, with a report

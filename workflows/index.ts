@@ -7,3 +7,4 @@ export { comparePrms, compareProgressQuery } from './compare-prms.js';
 export { trainPrm, trainPrmProgressQuery } from './train-prm.js';
 export { raftCampaign, campaignQuery, nextIterationUpdate, scheduledTriggerSignal, pauseSignal, resumeSignal, stopSignal } from './raft-campaign.js';
 export { triggerCampaign } from './trigger-campaign.js';
+export { labelLogprobs } from './label-logprobs.js';
