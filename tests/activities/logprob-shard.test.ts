@@ -117,6 +117,14 @@ describe('logprobShard', () => {
     expect((err2 as Error).message).toMatch(/finished without 3 of 4 responses \(first: tm-1\/1\)/);
   });
 
+  it('refuses a checkpoint that is not a local transformers directory, as bad input, before any job runs', async () => {
+    const input = await inputWith(LogprobJobSettings.parse({ command: ['bash', '-c', 'exit 1'] }), 'meta-math/MetaMath-Mistral-7B');
+    const err = await new MockActivityEnvironment().run(logprobShard, input).catch((e: unknown) => e);
+    expect((err as ApplicationFailure).type).toBe('BadInput');
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as Error).message).toMatch(/PRL needs the policy's own log-probs, so meta-math\/MetaMath-Mistral-7B must be a local transformers checkpoint/);
+  });
+
   it("takes a labels shard's solutions as the responses, named by their own ids", () => {
     const solution: LabeledSolution = {
       id: 'tm-1/3',
