@@ -34,4 +34,14 @@ export const PROMPT_PRESETS: Readonly<Record<string, PromptTemplate>> = {
     template: 'Question: {question}\nAnswer:\n',
     stop: ['\n\n', 'Question:'],
   },
+  // SmolLM2-Instruct's chat template (ChatML with its default system prompt) around one user turn, written out: the
+  // completions API takes text, so the template is applied here, once, and the server adds nothing. The turn ends
+  // with <|im_end|>, the model's EOS, which the server stops at; the stop strings are for servers that do not.
+  'smollm2-chat': {
+    template:
+      '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' +
+      '<|im_start|>user\n{question}\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n' +
+      '<|im_start|>assistant\n',
+    stop: ['<|im_end|>', '<|im_start|>'],
+  },
 };
