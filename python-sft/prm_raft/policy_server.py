@@ -14,7 +14,9 @@ Endpoints (requests validated at the edge by pydantic; errors in ``prm_raft.serv
 
 A request's prompts and samples run as one left-padded batch (``prompts x n`` rows, in chunks of at most
 ``--max-batch`` rows) under one lock; a stopping criterion ends generation as soon as every row has hit EOS or
-a stop string. Stop strings are cut from the text, as vLLM does. Same ``seed`` + same request => same output.
+a stop string. Stop strings are cut from the text, as vLLM does. A stop string that is one special token (a chat
+model's ``<|im_end|>``, ``</s>``) ends generation at that token: the decoded text leaves special tokens out, so it
+could never be found there. Same ``seed`` + same request => same output.
 """
 
 from __future__ import annotations
@@ -69,13 +71,14 @@ class Completion:
 
 
 class _StopCriteria(StoppingCriteria):
-    """Marks each row done at EOS or at the first stop string in its generated text; records where."""
+    """Marks each row done at EOS, at a stop token or at the first stop string in its generated text; records where."""
 
-    def __init__(self, tokenizer: Any, prompt_len: int, stops: list[str], eos_ids: set[int]) -> None:
+    def __init__(self, tokenizer: Any, prompt_len: int, stops: list[str], eos_ids: set[int], stop_ids: dict[int, str] | None = None) -> None:
         self.tokenizer = tokenizer
         self.prompt_len = prompt_len
         self.stops = stops
         self.eos_ids = eos_ids
+        self.stop_ids = stop_ids or {}
         self.done_len: dict[int, int] = {}  # row -> number of generated tokens when it finished
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
@@ -89,7 +92,7 @@ class _StopCriteria(StoppingCriteria):
                 continue
             if n_gen == 0:
                 continue
-            if int(gen[row, -1]) in self.eos_ids:
+            if int(gen[row, -1]) in self.eos_ids or int(gen[row, -1]) in self.stop_ids:
                 self.done_len[row] = n_gen
                 out[row] = True
                 continue
@@ -155,6 +158,15 @@ class Engine:
         """Prompt token ids, special tokens (BOS) included as the tokenizer adds them."""
         return list(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
+    def special_stop_ids(self, stops: list[str]) -> dict[int, str]:
+        """The stop strings that are exactly one special token, by token id (decoding skips special tokens)."""
+        out: dict[int, str] = {}
+        for s in stops:
+            ids = self.tokenizer(s, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1 and ids[0] not in out and self.tokenizer.decode(ids) == s and self.tokenizer.decode(ids, skip_special_tokens=True) == "":
+                out[int(ids[0])] = s
+        return out
+
     def complete(
         self,
         prompts: list[str] | list[list[int]],
@@ -168,6 +180,7 @@ class Engine:
     ) -> list[list[Completion]]:
         """For each prompt, `n` completions. Prompts may be strings or already-encoded token id lists."""
         stops = [s for s in (stop or []) if s]
+        stop_ids = self.special_stop_ids(stops)
         encoded = [p if isinstance(p, list) else self.encode(p) for p in prompts]
         greedy = temperature < GREEDY_TEMPERATURE
         rows_per_prompt = 1 if greedy else n
@@ -178,7 +191,7 @@ class Engine:
                 torch.manual_seed(seed if seed is not None else secrets.randbits(63))
             for start in range(0, len(encoded), per_chunk):
                 chunk = encoded[start : start + per_chunk]
-                comps = self._generate(chunk, rows_per_prompt, greedy, temperature, top_p, max_tokens, stops)
+                comps = self._generate(chunk, rows_per_prompt, greedy, temperature, top_p, max_tokens, stops, stop_ids)
                 for i in range(len(chunk)):
                     row = comps[i * rows_per_prompt : (i + 1) * rows_per_prompt]
                     results.append(row * n if greedy else row)
@@ -193,7 +206,9 @@ class Engine:
         top_p: float,
         max_tokens: int,
         stops: list[str],
+        stop_ids: dict[int, str] | None = None,
     ) -> list[Completion]:
+        stop_ids = stop_ids or {}
         width = max(len(ids) for ids in chunk)
         input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -214,7 +229,7 @@ class Engine:
             pad_token_id=self.pad_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
-        criteria = _StopCriteria(self.tokenizer, width, stops, self.eos_ids)
+        criteria = _StopCriteria(self.tokenizer, width, stops, self.eos_ids, stop_ids)
         out = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -231,8 +246,11 @@ class Engine:
             else:
                 toks = toks[:n_tok]
             hit_eos = bool(toks) and toks[-1] in self.eos_ids
-            text = self.tokenizer.decode(toks[:-1] if hit_eos else toks, skip_special_tokens=True)
+            hit_stop_token = bool(toks) and not hit_eos and toks[-1] in stop_ids
+            text = self.tokenizer.decode(toks[:-1] if hit_eos or hit_stop_token else toks, skip_special_tokens=True)
             text, stop_reason = _cut_at_stop(text, stops)
+            if stop_reason is None and hit_stop_token:
+                stop_reason = stop_ids[toks[-1]]
             if stop_reason is not None or hit_eos:
                 comps.append(Completion(text, "stop", stop_reason, n_tok))
             else:

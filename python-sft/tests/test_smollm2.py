@@ -168,3 +168,21 @@ def test_stop_strings_that_end_inside_a_token(tokenizer, engine):
     assert c.finish_reason == "stop" and c.stop_reason == stop
     assert c.text == free.text[: start - 3]  # cut before the stop, as vLLM does; the rest of the token is dropped too
     assert c.completion_tokens <= free.completion_tokens  # generation ended at the token that completed the stop
+
+
+def test_a_stop_string_that_is_a_special_token_ends_generation_at_it(tokenizer, engine):
+    # A model whose EOS is another token (a base model's <|endoftext|>, a chat fine-tune that kept it) ends its turn
+    # with <|im_end|>, which only a stop catches. The decoded text leaves special tokens out, so as a text stop it
+    # never matched and generation ran on past the turn.
+    from prm_raft.policy_server import Engine
+
+    other = Engine(MODEL, model=engine.model, tokenizer=engine.tokenizer)
+    other.eos_ids = {tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+    prompt = chat_prompt(tokenizer, "What is 2+3? Answer with the number only.")
+    [[free]] = other.complete([prompt], n=1, temperature=0, max_tokens=24)
+    [[c]] = other.complete([prompt], n=1, temperature=0, max_tokens=24, stop=["<|im_end|>"])
+    assert (c.finish_reason, c.stop_reason) == ("stop", "<|im_end|>")
+    assert "5" in c.text and "<|im_end|>" not in c.text
+    assert free.text.startswith(c.text) and free.completion_tokens > c.completion_tokens  # without it: past the turn
+    [[e]] = engine.complete([prompt], n=1, temperature=0, max_tokens=24, stop=["<|im_end|>"])
+    assert (e.text, e.finish_reason, e.stop_reason) == (c.text, "stop", None)  # the model's own EOS: as before
