@@ -39,7 +39,7 @@ build: node_modules/.installed
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-test: setup build chromium
+test: setup build chromium smollm2
 	npx tsc --noEmit -p .
 	npx vitest run
 	cd python-sft && .venv/bin/python -m pytest -q
