@@ -80,8 +80,8 @@ async function launchServer(what: string, role: Role, port: number, input: Start
     model: input.model,
     port: String(port),
   }) as [string, ...string[]];
-  // The server watches this pid and exits if the worker dies without stopping it.
-  // Recorded in the store's process registry: a retry, a restarted worker and `dev down` find it there.
+  // Recorded in the store's process registry: a retry, a restarted worker and `dev down` find it there. (No server
+  // reads PRM_RAFT_PARENT_PID today: a server outliving its worker is the registry's to stop, once its run is over.)
   const pid = startBackground(file, args, logPath, { HF_HUB_OFFLINE: '1', PRM_RAFT_PARENT_PID: String(process.pid) }, {
     dir: processRegistryDir(input.storeRoot),
     kind: 'server',

@@ -95,11 +95,20 @@ async function follow(runId: string, config: string) {
   return stack.cli(['status', runId, '--config', config, '--json']);
 }
 
-/** Every shard of the iteration (sampling, scoring, both evaluations) present once; no process of the store left. */
-async function expectRunWhole(runId: string): Promise<void> {
+/**
+ * Every shard of the iteration (sampling, scoring, both evaluations) present once; no process of the store left.
+ * `handedBack` names the activities (of the run, or `after:` of its evaluation of the new policy) whose attempt on a
+ * killed worker must have been failed by the next worker (WorkerLost), not left to its heartbeat timeout.
+ */
+async function expectRunWhole(runId: string, handedBack: string[] = []): Promise<void> {
   const client = await temporalClient(address);
   try {
     const run = await activityOutcomes(client, runId);
+    const after = await activityOutcomes(client, `${runId}-after`);
+    for (const name of handedBack) {
+      const [outcomes, type] = name.startsWith('after:') ? [after, name.slice(6)] : [run, name];
+      expect(outcomes.retryCauses[type], `why ${name} was retried`).toContain('WorkerLost');
+    }
     const sampled = await expectShardsOnce(run, 'sampleShard', 2);
     expect(sampled).toHaveLength(8);
     expect((await expectShardsOnce(run, 'scoreShard', 2)).sort()).toEqual([...sampled].sort());
@@ -190,7 +199,7 @@ describe('the fault matrix', () => {
     expect(done.exitCode, done.stderr).toBe(0);
     expect(RaftIterationResult.parse(JSON.parse(done.stdout)).after.datasets[0]?.total).toBe(12);
     note(`serve-start-kill: finished ${secs(killedAt)} after the kill (whole run ${secs(run1.t0)})`);
-    await expectRunWhole(run1.id);
+    await expectRunWhole(run1.id, ['startPolicyServer']);
   }, 900_000);
 
   // Run 2: the worker killed during SFT, and again while the new policy serves the evaluation.
@@ -209,18 +218,17 @@ describe('the fault matrix', () => {
   }, 900_000);
 
   it('worker killed while the new policy serves the evaluation: the run finishes on it, then it is stopped, nothing is left', async () => {
-    const server = await newPolicyServer();
-    const port = /--port (\d+)/.exec(server.cmd)?.[1];
-    await until(async () => (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)), 'the new policy to be up', 300_000, 100);
-    // Mid-evaluation: the evaluation of the new policy has its shards in flight (the worker's pid read beforehand,
-    // so the kill lands within one poll of that).
+    // Mid-evaluation: the evaluation of the new policy has its shards in flight. Twelve questions take seconds, so
+    // the worker's pid is read beforehand and the kill lands within one poll.
     const worker = await stackPid('worker');
     const client = await temporalClient(address);
+    const server = await newPolicyServer();
     await until(
       async () => {
         const p = await client.workflow.getHandle(`${run2.id}-after`).query('progress').catch(() => null);
-        const d = p === null ? undefined : EvaluationProgress.parse(p).datasets[0];
-        return d !== undefined && d.questionsDone < d.total;
+        const e = p === null ? null : EvaluationProgress.parse(p);
+        const d = e?.datasets[0];
+        return e?.stage === 'sampling' && d !== undefined && d.questionsDone < d.total;
       },
       'the evaluation of the new policy to run its shards',
       300_000,
@@ -235,7 +243,7 @@ describe('the fault matrix', () => {
     expect(result.sft).toMatchObject({ steps: 3, cached: false });
     expect(result.after.datasets[0]?.total).toBe(12);
     note(`serve-kill: finished ${secs(killedAt)} after the kill (whole run ${secs(run2.t0)})`);
-    await expectRunWhole(run2.id);
+    await expectRunWhole(run2.id, ['runSft', 'after:evaluateShard']);
   }, 900_000);
 
   it('SFT process killed after a checkpoint: the retry resumes from it and the run finishes', async () => {

@@ -51,6 +51,8 @@ export interface ActivityOutcomes {
   completed: Array<{ type: string; result: unknown }>;
   /** Failed or timed-out attempts that were retried or ended the run, per activity type. */
   failedAttempts: Record<string, number>;
+  /** Why the last retried attempt of each activity failed (its failure type, `timeout`, or its message), per type. */
+  retryCauses: Record<string, string[]>;
 }
 
 /** The activities of a workflow's latest run, from its history. */
@@ -59,6 +61,7 @@ export async function activityOutcomes(client: Client, workflowId: string): Prom
   const typeOf = new Map<string, string>();
   const completed: ActivityOutcomes['completed'] = [];
   const failedAttempts: Record<string, number> = {};
+  const retryCauses: Record<string, string[]> = {};
   for (const e of history.events ?? []) {
     const id = String(e.eventId);
     if (e.activityTaskScheduledEventAttributes) typeOf.set(id, e.activityTaskScheduledEventAttributes.activityType?.name ?? '?');
@@ -77,9 +80,12 @@ export async function activityOutcomes(client: Client, workflowId: string): Prom
     if (e.activityTaskStartedEventAttributes && attempt > 1) {
       const type = typeOf.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) ?? '?';
       failedAttempts[type] = (failedAttempts[type] ?? 0) + attempt - 1;
+      const last = e.activityTaskStartedEventAttributes.lastFailure;
+      const cause = last?.applicationFailureInfo?.type || (last?.timeoutFailureInfo ? 'timeout' : last?.message) || 'unknown';
+      (retryCauses[type] ??= []).push(cause);
     }
   }
-  return { completed, failedAttempts };
+  return { completed, failedAttempts, retryCauses };
 }
 
 interface ShardManifest {
