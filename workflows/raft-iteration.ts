@@ -282,7 +282,7 @@ export async function stopServer(served: ServedPolicy): Promise<void> {
     try {
       await onItsWorker.stopPolicyServer({ pid: served.pid });
     } catch {
-      // Its worker is gone, and the server with it (it watches its parent).
+      // No worker serves the machine's stop queue: the reaper stops the server once the run has ended.
     }
   });
 }
