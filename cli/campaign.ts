@@ -27,6 +27,10 @@ const SAFE_ID = /^[a-z0-9][a-z0-9._-]*$/;
 
 export async function campaignCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(`usage:\n${USAGE}\n`);
+    return 0;
+  }
   const { values, positionals } = parseFlags(
     rest,
     {
