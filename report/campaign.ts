@@ -101,7 +101,7 @@ export function accuracyByIterationSpec(view: CampaignView): TopLevelSpec {
       return { iteration, series: dataset, value: p, lo: p - se, hi: p + se };
     });
   });
-  return lineSpec('Accuracy against the iteration', values, 'accuracy', '%');
+  return lineSpec('Accuracy against the iteration', values, 'accuracy', '%', false);
 }
 
 /** Selection precision and the SFT loss (first and last logged step) per iteration. */
@@ -110,10 +110,11 @@ export function trainingByIterationSpec(view: CampaignView): TopLevelSpec {
     ...(r.selectionPrecision === null ? [] : [{ iteration: r.iteration, series: 'selection precision', value: r.selectionPrecision, lo: r.selectionPrecision, hi: r.selectionPrecision }]),
     ...(r.sftLossLast === null ? [] : [{ iteration: r.iteration, series: 'SFT loss (last step)', value: r.sftLossLast, lo: r.sftLossLast, hi: r.sftLossLast }]),
   ]);
-  return lineSpec('Selection precision and SFT loss', values, 'value', '');
+  return lineSpec('Selection precision and SFT loss', values, 'value', '', true);
 }
 
-function lineSpec(title: string, values: Point[], yTitle: string, format: string): TopLevelSpec {
+/** `zero: false` zooms the y axis onto the points: a change of a few points is what an accuracy plot must show. */
+function lineSpec(title: string, values: Point[], yTitle: string, format: string, zero: boolean): TopLevelSpec {
   return {
     title,
     width: 480,
@@ -121,10 +122,10 @@ function lineSpec(title: string, values: Point[], yTitle: string, format: string
     data: { values },
     encoding: {
       x: { field: 'iteration', type: 'quantitative', axis: { title: 'iteration', tickMinStep: 1, format: 'd' } },
-      color: { field: 'series', type: 'nominal', legend: { title: null } },
+      color: { field: 'series', type: 'nominal', legend: { title: null, labelLimit: 360 } },
     },
     layer: [
-      { mark: { type: 'line', point: true }, encoding: { y: { field: 'value', type: 'quantitative', axis: { title: yTitle, ...(format ? { format } : {}) } } } },
+      { mark: { type: 'line', point: true }, encoding: { y: { field: 'value', type: 'quantitative', scale: { zero }, axis: { title: yTitle, ...(format ? { format } : {}) } } } },
       { mark: { type: 'rule' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
     ],
   };
