@@ -69,6 +69,7 @@ from prm_raft.train_job import (  # noqa: E402
     check_precision,
     cli,
     make_emitter,
+    read_json_config,
     run_guarded,
 )
 
@@ -118,18 +119,7 @@ def parse_config(raw: Any, where: str = "config") -> LogprobJob:
 
 
 def load_config(path: str | os.PathLike[str]) -> LogprobJob:
-    where = f"config {path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{where}: cannot read: {e}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    return parse_config(raw, where)
+    return parse_config(*read_json_config(path))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ from prm_raft.train_job import (  # noqa: E402
     make_emitter,
     parse_fault,
     read_json,
+    read_json_config,
     replace_dir_atomically,
     run_guarded,
     trainer_callbacks,
@@ -255,18 +256,7 @@ def parse_config(raw: Any, where: str = "config") -> SftJob:
 
 
 def load_config(path: str | os.PathLike[str]) -> SftJob:
-    where = f"config {path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{where}: cannot read: {e}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise BadInput(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    return parse_config(raw, where)
+    return parse_config(*read_json_config(path))
 
 
 # --------------------------------------------------------------------------------------------------

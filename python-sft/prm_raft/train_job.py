@@ -102,6 +102,21 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
+
+def read_json_config(path: str | os.PathLike[str]) -> tuple[Any, str]:
+    """A job's JSON config file, decoded, and the name to put in its errors; unreadable or not JSON is bad input."""
+    where = f"config {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{where}: cannot read: {e}") from None
+    try:
+        return json.loads(text), where
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
 def parse_fault(spec: str | None, env: str = "the fault hook") -> tuple[str, int, bool, Path | None] | None:
     """TEST HOOK: oom@STEP | crash@STEP, optionally with :once (fire once per output folder) or :while=PATH (fire
     while the file PATH exists: a test breaks a stage, sees it fail, then fixes it by removing the file)."""
