@@ -7,7 +7,7 @@ import { cacheDir } from '../core/layout.js';
 import { renderPrompt } from '../core/prompts.js';
 import { EvalResultRecord, EvalShardResult, type DatasetManifest } from '../core/manifests.js';
 import { ProblemRecord } from '../core/records.js';
-import { contentKey, exists, readJson, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 import { clearScratch, readProblemRange, sampleAndGrade } from './sample-and-grade.js';
 
@@ -58,10 +58,7 @@ export async function evaluateShard(input: EvaluateShardInput): Promise<EvalShar
         level: problem.meta?.level,
       });
     });
-    const text = toJsonl(records);
-    const uri = join(dir, 'results.jsonl');
-    await writeFileAtomic(uri, text);
-    const result: EvalShardResult = { uri, count: records.length, sha256: sha256(text), dataset: dataset.name, shard: shard.index, ...tallyResults(records), cached: false };
+    const result: EvalShardResult = { ...(await writeJsonlAtomic(join(dir, 'results.jsonl'), records)), dataset: dataset.name, shard: shard.index, ...tallyResults(records), cached: false };
     await writeFileAtomic(resultPath, JSON.stringify(result, null, 2));
     await clearScratch(dir);
     return result;

@@ -18,7 +18,7 @@ import type { DatasetManifest } from '../core/manifests.js';
 import { renderPrompt } from '../core/prompts.js';
 import { ProblemRecord } from '../core/records.js';
 import { splitSteps } from '../core/steps.js';
-import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, readJsonlLines, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 import { clearScratch, readProblemRange, sampleAndGrade, type SampledProblem } from './sample-and-grade.js';
 
@@ -145,14 +145,10 @@ export async function labelShard(input: LabelShardInput): Promise<LabelShardResu
         };
       }),
     );
-    const text = toJsonl(lines);
-    const uri = join(dir, 'labels.jsonl');
-    await writeFileAtomic(uri, text);
+    const artifact = await writeJsonlAtomic(join(dir, 'labels.jsonl'), lines);
     const complete = lines.filter((l) => l.error === undefined);
     const result: LabelShardResult = {
-      uri,
-      count: lines.length,
-      sha256: sha256(text),
+      ...artifact,
       dataset: dataset.name,
       shard: shard.index,
       start: shard.start,

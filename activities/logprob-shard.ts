@@ -11,7 +11,7 @@ import { LogprobLine, LogprobShardResult, type LogprobJobSettings } from '../cor
 import { renderPrompt, type PromptTemplate } from '../core/prompts.js';
 import type { LabeledSolution } from '../core/labeling.js';
 import type { ArtifactManifest } from '../core/manifests.js';
-import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, readJsonlLines, toJsonl, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 import type { SampledPrompt } from './sample-shard.js';
 import { runTrainingJob } from './training-job.js';
@@ -108,13 +108,8 @@ export async function logprobShard(input: LogprobShardInput): Promise<LogprobSha
     const missing = ids.filter((id) => !byId.has(id));
     if (missing.length > 0) throw new TransientError(`log-prob job finished without ${missing.length} of ${ids.length} responses (first: ${missing[0]})`);
     const ordered = ids.map((id) => byId.get(id) as LogprobLine);
-    const text = toJsonl(ordered);
-    const uri = join(dir, 'logprobs.jsonl');
-    await writeFileAtomic(uri, text);
     const result: LogprobShardResult = {
-      uri,
-      count: ordered.length,
-      sha256: sha256(text),
+      ...(await writeJsonlAtomic(join(dir, 'logprobs.jsonl'), ordered)),
       dataset: shard.dataset,
       shard: shard.shard,
       checkpoint,

@@ -5,7 +5,7 @@ import { BadInputError } from '../core/errors.js';
 import { cacheDir } from '../core/layout.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import { readDataset } from '../store/dataset-files.js';
-import { contentKey, exists, readJson, sha256, sha256File, toJsonl, writeFileAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, sha256File, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 
 export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeRoot: string }): Promise<DatasetManifest> {
@@ -20,10 +20,7 @@ export async function prepareDataset(input: { dataset: EvalDatasetConfig; storeR
     if (await exists(manifestPath)) return (await readJson(manifestPath)) as DatasetManifest;
 
     const kept = await readDataset(dataset);
-    const text = toJsonl(kept);
-    const uri = join(dir, 'problems.jsonl');
-    await writeFileAtomic(uri, text);
-    const manifest: DatasetManifest = { name: dataset.name, source: dataset.source, uri, count: kept.length, sha256: sha256(text) };
+    const manifest: DatasetManifest = { name: dataset.name, source: dataset.source, ...(await writeJsonlAtomic(join(dir, 'problems.jsonl'), kept)) };
     await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2));
     return manifest;
   });

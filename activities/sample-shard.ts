@@ -7,7 +7,7 @@ import { renderPrompt } from '../core/prompts.js';
 import type { DatasetManifest } from '../core/manifests.js';
 import { ProblemRecord } from '../core/records.js';
 import { SampleShardResult, type RaftIterationInput } from '../core/raft.js';
-import { contentKey, exists, readJson, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { withFailureClasses } from './failures.js';
 import { clearScratch, readProblemRange, sampleAndGrade, type GradedResponse } from './sample-and-grade.js';
 
@@ -70,14 +70,10 @@ export async function sampleShard(input: SampleShardInput): Promise<SampleShardR
       responses,
       ...(error !== undefined ? { error } : {}),
     }));
-    const text = toJsonl(lines);
-    const uri = join(dir, 'samples.jsonl');
-    await writeFileAtomic(uri, text);
+    const artifact = await writeJsonlAtomic(join(dir, 'samples.jsonl'), lines);
     const all = lines.flatMap((l) => l.responses);
     const result: SampleShardResult = {
-      uri,
-      count: lines.length,
-      sha256: sha256(text),
+      ...artifact,
       dataset: dataset.name,
       shard: shard.index,
       prompts: lines.length,

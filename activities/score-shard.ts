@@ -10,7 +10,7 @@ import { cacheDir } from '../core/layout.js';
 import { ScoreShardResult, type PrmEndpoint, type RaftIterationInput, type SampleShardResult } from '../core/raft.js';
 import { runSlidingWindow } from '../core/sliding-window.js';
 import { splitSteps } from '../core/steps.js';
-import { contentKey, exists, readJson, readJsonlLines, sha256, toJsonl, writeFileAtomic } from '../store/files.js';
+import { contentKey, exists, readJson, readJsonlLines, toJsonl, writeFileAtomic, writeJsonlAtomic } from '../store/files.js';
 import { recoverPartial } from '../store/partial.js';
 import { withFailureClasses } from './failures.js';
 import { heartbeatWhile } from './heartbeat.js';
@@ -96,13 +96,8 @@ export async function scoreShard(input: ScoreShardInput): Promise<ScoreShardResu
       // Every response refused: the request itself is wrong (model, formatting, context), not the responses.
       throw new BadInputError(`the PRM refused every response of shard ${samples.dataset}/${samples.shard}: ${refused[0]?.reason}`);
     }
-    const text = toJsonl(lines);
-    const uri = join(dir, 'scores.jsonl');
-    await writeFileAtomic(uri, text);
     const result: ScoreShardResult = {
-      uri,
-      count: lines.length,
-      sha256: sha256(text),
+      ...(await writeJsonlAtomic(join(dir, 'scores.jsonl'), lines)),
       dataset: samples.dataset,
       shard: samples.shard,
       scored: perResponse.filter((s) => s.length > 0).length,

@@ -1,4 +1,5 @@
 // Files that appear whole or not at all: every stage output goes through here.
+import type { ArtifactManifest } from '../core/manifests.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -22,8 +23,11 @@ export function toJsonl(records: readonly unknown[]): string {
   return records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : '');
 }
 
-export async function writeJsonlAtomic(path: string, records: readonly unknown[]): Promise<void> {
-  await writeFileAtomic(path, toJsonl(records));
+/** Writes records as JSONL, atomically, and returns the artifact's manifest: where, how many, its sha256. */
+export async function writeJsonlAtomic(path: string, records: readonly unknown[]): Promise<ArtifactManifest> {
+  const text = toJsonl(records);
+  await writeFileAtomic(path, text);
+  return { uri: path, count: records.length, sha256: sha256(text) };
 }
 
 /** Each non-blank line of a JSONL file with its 1-based line number, streamed. */
