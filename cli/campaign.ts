@@ -1,5 +1,5 @@
 // prm-raft campaign — a series of RAFT iterations as one durable object: start it, trigger, pause, stop, schedule.
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, WithStartWorkflowOperation, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { campaignInputFromConfig, CampaignView, type RaftCampaignInput } from '../core/campaign.js';
 import type { Config } from '../core/config.js';
@@ -117,26 +117,27 @@ async function startCampaign(configPath: string, opts: { id?: string; policy?: s
 
 /** `next`: a Workflow Update with update-with-start, so the same command both starts a campaign and moves it on. */
 async function triggerNext(client: Client, config: Config, id: string, wait: boolean): Promise<number> {
-  const startWorkflowOperation = new WithStartWorkflowOperation('raftCampaign', {
-    workflowId: id,
-    taskQueue: config.temporal.taskQueues.cpu,
-    args: [await campaignInput(config, undefined, false)],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    // A campaign that stopped stays stopped: the same id never starts a new series.
-    workflowIdReusePolicy: 'REJECT_DUPLICATE',
-  });
+  const running = await client.workflow
+    .getHandle(id)
+    .describe()
+    .then((d) => d.status.name === 'RUNNING', (err: unknown) => (err instanceof WorkflowNotFoundError ? null : Promise.reject(err)));
+  const finished = () => {
+    process.stderr.write(`prm-raft: campaign ${id} has finished; \`prm-raft campaign status ${id}\` shows why\n`);
+    return 1;
+  };
+  if (running === false) return finished();
   let iteration: number;
   try {
-    ({ iteration } = await client.workflow.executeUpdateWithStart(nextIterationUpdate, { startWorkflowOperation }));
+    // Only a campaign that does not exist yet needs its input (and its datasets read): a cron line triggers often.
+    ({ iteration } = running
+      ? await client.workflow.getHandle(id).executeUpdate(nextIterationUpdate)
+      : await client.workflow.executeUpdateWithStart(nextIterationUpdate, { startWorkflowOperation: await startOperation(config, id) }));
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       process.stderr.write(`prm-raft: campaign ${id}: next rejected: ${failureChain(err.cause)}\n`);
       return 1;
     }
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      process.stderr.write(`prm-raft: campaign ${id} has finished; \`prm-raft campaign status ${id}\` shows why\n`);
-      return 1;
-    }
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return finished();
     throw err;
   }
   process.stderr.write(`${id}: iteration ${iteration} triggered\n`);
@@ -144,6 +145,17 @@ async function triggerNext(client: Client, config: Config, id: string, wait: boo
   const ok = await waitForIteration(client, id, iteration);
   process.stdout.write(campaignMarkdown(await campaignView(client, id)));
   return ok ? 0 : 1;
+}
+
+/** Starts the campaign with the update when it does not exist yet; one that stopped stays stopped. */
+async function startOperation(config: Config, id: string) {
+  return new WithStartWorkflowOperation('raftCampaign', {
+    workflowId: id,
+    taskQueue: config.temporal.taskQueues.cpu,
+    args: [await campaignInput(config, undefined, false)],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+  });
 }
 
 async function campaignView(client: Client, id: string): Promise<CampaignView> {
