@@ -3,16 +3,17 @@ import { z } from 'zod';
 import { isTrainedRewardModel, PrmTrainingConfig, TrainedRewardModelConfig, type Config } from './config.js';
 import { LabelPrmDataInput, labelPrmDataInputFromConfig } from './labeling.js';
 import { ArtifactManifest, type DatasetChange, type EvaluationSummary } from './manifests.js';
-import { iterationSettingsFromConfig, PrmEndpoint, RaftIterationInput, type RaftIterationResult } from './raft.js';
+import { iterationSettingsFromConfig, PrmEndpoint, prlSettingsFromConfig, RaftIterationInput, type RaftIterationResult } from './raft.js';
 import { accuracyStandardError, pairedChange } from './stats.js';
 
 /**
  * One row: the untuned baseline, or the policy after a RAFT iteration that selected with one reward model
- * (`prm`, `orm`) or with a selection baseline that needs none (`oracle`, `random`, `majority`).
+ * (`prm`, `orm`), with a selection baseline that needs none (`oracle`, `random`, `majority`), or with PRL
+ * (`prl`, when the config has a prl section: the policy's own log-ratios, no reward model either).
  */
 export const ComparisonRow = z.strictObject({
   name: z.string(),
-  kind: z.enum(['baseline', 'prm', 'orm', 'oracle', 'random', 'majority']),
+  kind: z.enum(['baseline', 'prm', 'orm', 'oracle', 'random', 'majority', 'prl']),
   /** Accuracy per evaluation dataset, as a fraction in [0, 1]; null when that run did not finish. */
   accuracy: z.record(z.string(), z.number().nullable()),
   /**
@@ -74,7 +75,9 @@ export function comparePrmsInputFromConfig(config: Config, policyCheckpoint?: st
   const missing = models.length ? [] : ['rewardModels (the reward models to compare)'];
   if (trains && !config.prmTraining) missing.push('prmTraining (how the reward models with `train` are trained and served)');
   if (trains && !config.labeling && !labelRunDir) missing.push('labeling (the run the reward models with `train` learn from), or --labels RUN');
-  const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a comparison', missing);
+  const base = iterationSettingsFromConfig(config, policyCheckpoint, 'a comparison', missing);
+  // With a prl section the comparison has a prl row too, ranked by PRL beside the reward models.
+  const settings = config.prl ? { ...base, prl: prlSettingsFromConfig(config.prl, config) } : base;
   const rewardModels = models.map((m) => {
     if (isTrainedRewardModel(m)) return m;
     const { localServer: _l, ...rm } = m;

@@ -389,6 +389,7 @@ export const PRL_REQUIRED = 'prl (η and the initial policy that selection.mode 
 const RESERVED_ROWS = new Map<string, string>([
   ['baseline', 'the untuned policy'],
   ...SELECTION_BASELINES.map((mode) => [mode, `RAFT with selection.mode ${mode}, which needs no reward model`] as const),
+  ['prl', 'RAFT with selection.mode prl, which a comparison runs when the config has a prl section'],
 ]);
 
 export const Config = z.strictObject({
@@ -416,7 +417,7 @@ export const Config = z.strictObject({
         if (seen.has(m.name)) ctx.addIssue({ code: 'custom', message: `duplicate reward model name "${m.name}"`, path: [i, 'name'] });
         seen.add(m.name);
         const reserved = RESERVED_ROWS.get(m.name);
-        if (reserved) ctx.addIssue({ code: 'custom', message: `reward model name "${m.name}" is reserved: every comparison has a "${m.name}" row, ${reserved}`, path: [i, 'name'] });
+        if (reserved) ctx.addIssue({ code: 'custom', message: `reward model name "${m.name}" is reserved for the comparison row of that name: ${reserved}`, path: [i, 'name'] });
         if (!isTrainedRewardModel(m)) localServerSpeaksScore(m, ctx, [i]);
       });
     })

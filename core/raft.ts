@@ -83,10 +83,15 @@ export function raftIterationInputFromConfig(config: Config, policyCheckpoint?: 
   const needsPrl = config.selection.mode === 'prl';
   const missing = [...(needsPrm && !config.prm ? [PRM_REQUIRED] : []), ...(needsPrl && !config.prl ? [PRL_REQUIRED] : [])];
   const settings = iterationSettingsFromConfig(config, policyCheckpoint, 'a RAFT iteration', missing);
-  if (needsPrl && config.prl) return { ...settings, prl: { ...config.prl, steps: config.prl.steps ?? config.steps } };
+  if (needsPrl && config.prl) return { ...settings, prl: prlSettingsFromConfig(config.prl, config) };
   if (!needsPrm || !config.prm) return settings;
   const { localServer: _r, ...prm } = config.prm;
   return { ...settings, prm };
+}
+
+/** The config's `prl` as an iteration takes it: PRL's steps are the config's own unless it names others. */
+export function prlSettingsFromConfig(prl: NonNullable<Config['prl']>, config: Pick<Config, 'steps'>): PrlIterationSettings {
+  return { ...prl, steps: prl.steps ?? config.steps };
 }
 
 /**

@@ -19,11 +19,11 @@ import { shardJobs } from './shard-plan.js';
 export const compareProgressQuery = defineQuery<CompareProgress>('progress');
 
 export async function comparePrms(input: ComparePrmsInput): Promise<ComparisonResult> {
-  const { rewardModels, ...iteration } = input;
+  const { rewardModels, prl, ...iteration } = input;
   const { quick, shards, serving } = raftProxies(input);
   const { workflowId } = workflowInfo();
   const runDir = runDirOf(input.storeRoot, workflowId);
-  const progress: CompareProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, finished: 0, failed: 0, iterations: rewardModels.length + SELECTION_BASELINES.length };
+  const progress: CompareProgress = { stage: 'preparing', shardsTotal: 0, shardsSampled: 0, finished: 0, failed: 0, iterations: rewardModels.length + SELECTION_BASELINES.length + (prl ? 1 : 0) };
   setHandler(compareProgressQuery, () => progress);
   // Started before sampling, so labeling and training overlap with it; settled, so a failure becomes that row's error.
   const prms = rewardModelsToRank(input, workflowId);
@@ -50,6 +50,7 @@ export async function comparePrms(input: ComparePrmsInput): Promise<ComparisonRe
   const runs: Array<{ name: string; kind: ComparisonOutcome['kind']; selection: RaftIterationInput['selection']; prm?: Promise<Ranked> }> = [
     ...rewardModels.map((m) => ({ name: m.name, kind: isTrainedRewardModel(m) ? ('prm' as const) : m.kind, selection: { ...input.selection, mode: 'prm' as const }, prm: prms.get(m.name) })),
     ...SELECTION_BASELINES.map((mode) => ({ name: mode, kind: mode, selection: { ...input.selection, mode } })),
+    ...(prl ? [{ name: 'prl', kind: 'prl' as const, selection: { ...input.selection, mode: 'prl' as const } }] : []),
   ];
   const outcomes: ComparisonOutcome[] = await Promise.all(
     runs.map(async ({ name, kind, selection, prm: ranked }): Promise<ComparisonOutcome> => {
@@ -62,7 +63,7 @@ export async function comparePrms(input: ComparePrmsInput): Promise<ComparisonRe
       try {
         const child = await startChild(raftIteration, {
           workflowId: `${workflowId}-${name}`,
-          args: [{ ...iteration, name: `${input.name}-${name}`, selection, prm, servePolicy: false, reuse: { samples, before } }],
+          args: [{ ...iteration, name: `${input.name}-${name}`, selection, prm, ...(selection.mode === 'prl' ? { prl } : {}), servePolicy: false, reuse: { samples, before } }],
         });
         const result = await child.result();
         progress.finished += 1;

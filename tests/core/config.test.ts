@@ -103,8 +103,8 @@ describe('config', () => {
   it("refuses a reward model named after a comparison's own rows", () => {
     const models = (names: string[]) => `${minimal}rewardModels:\n${names.map((n) => `  - { name: ${n}, model: m, baseUrls: ["http://127.0.0.1:9"] }\n`).join('')}`;
     expect(problems(models(['er-2', 'random', 'baseline']))).toEqual([
-      'rewardModels.1.name: reward model name "random" is reserved: every comparison has a "random" row, RAFT with selection.mode random, which needs no reward model',
-      'rewardModels.2.name: reward model name "baseline" is reserved: every comparison has a "baseline" row, the untuned policy',
+      'rewardModels.1.name: reward model name "random" is reserved for the comparison row of that name: RAFT with selection.mode random, which needs no reward model',
+      'rewardModels.2.name: reward model name "baseline" is reserved for the comparison row of that name: the untuned policy',
     ]);
     expect(problems(models(['oracle']))).toEqual([expect.stringContaining('"oracle" is reserved')]);
     expect(problems(models(['majority']))).toEqual([expect.stringContaining('"majority" is reserved')]);

@@ -298,4 +298,67 @@ describe('comparePrms with reward models it trains', () => {
     const { prmTraining: _p, labeling: _l, ...lacking } = chain.config;
     expect(() => comparePrmsInputFromConfig(lacking)).toThrow(/lacks: prmTraining .*; labeling \(the run the reward models with `train` learn from\), or --labels RUN/);
   });
+
+  it('with a prl section, adds a prl row ranked by the log-ratios under π and π0; the other rows never see prl', async () => {
+    const withPrl = parseConfigText(
+      `
+name: cmp
+policy: { model: m, baseUrls: ["http://127.0.0.1:9/v1"], checkpoint: /ckpt/now }
+prompt: { preset: tinymath }
+evaluation: { datasets: [{ name: test, source: tinymath, path: t.jsonl }] }
+sampling: { n: 4, shardSize: 10, maxShardsInFlight: 2, datasets: [{ name: train, source: tinymath, path: tr.jsonl }] }
+rewardModels: [{ name: er-2, model: er, baseUrls: ["http://127.0.0.1:9"] }]
+prl: { eta: 2, initialPolicy: /ckpt/first }
+temporal: { taskQueues: { cpu: cmpl-cpu, gpu: cmpl-gpu } }
+`,
+      'prl.yaml',
+    );
+    if (!withPrl.ok) throw new Error(withPrl.problems.join('\n'));
+    const input = comparePrmsInputFromConfig(withPrl.config);
+    expect(input.prl).toMatchObject({ eta: 2, initialPolicy: '/ckpt/first', steps: { by: 'newline' } });
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const selections: Array<{ mode: string; prl: unknown; logprobs: boolean }> = [];
+    const activities = {
+      ...base,
+      ...pairedEvaluations(calls, () => [true, false]),
+      async selectResponses(i: Parameters<typeof base.selectResponses>[0]) {
+        selections.push({ mode: i.selection.mode, prl: i.prl, logprobs: i.shards.every((s) => s.logprobs?.initial !== undefined) });
+        return base.selectResponses(i);
+      },
+      async writeComparisonReportFiles() {
+        return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
+      },
+    };
+    const bundle = await workflowBundle();
+    const workers = await Promise.all(
+      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
+        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
+      ),
+    );
+    const execution = env.client.workflow.execute('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-prl', args: [input] });
+    const [first, ...rest] = workers;
+    const result = (await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0]))) as ComparisonResult;
+
+    expect(result.table.rows.map((r) => [r.name, r.kind])).toEqual([
+      ['baseline', 'baseline'],
+      ['er-2', 'prm'],
+      ['oracle', 'oracle'],
+      ['random', 'random'],
+      ['majority', 'majority'],
+      ['prl', 'prl'],
+    ]);
+    // Only the prl row takes PRL's settings and the log-probs: every shard under π (the input policy) and π0, on the gpu queue.
+    expect(selections.map((s) => [s.mode, s.prl !== undefined, s.logprobs]).sort()).toEqual([
+      ['majority', false, false],
+      ['oracle', false, false],
+      ['prl', true, true],
+      ['prm', false, false],
+      ['random', false, false],
+    ]);
+    expect(calls.filter((c) => c.startsWith('logprobs:')).sort()).toEqual(
+      ['0', '1', '2'].flatMap((shard) => [`logprobs:${shard}:/ckpt/first@cmpl-gpu`, `logprobs:${shard}:/ckpt/now@cmpl-gpu`]).sort(),
+    );
+    expect(calls.filter((c) => c.startsWith('sample:'))).toHaveLength(3);
+  });
 });
