@@ -60,15 +60,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from prm_raft.sft import _REQUIRED, _bool, _check_keys, _int_min, _path  # noqa: E402
 from prm_raft.train_job import (  # noqa: E402
     EXIT_OK,
+    REQUIRED,
     BadInput,
     Emit,
+    boolean,
     check_job_identity,
+    check_keys,
     check_precision,
     cli,
+    int_at_least,
     make_emitter,
+    non_empty_path,
     read_json_config,
     run_guarded,
 )
@@ -97,13 +101,13 @@ def _device(v: Any) -> str | None:
 
 # The SFT job's config checker and rules, shared (same messages, same strictness).
 _RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
-    "model": (_REQUIRED, _path),
-    "input_file": (_REQUIRED, _path),
-    "output_file": (_REQUIRED, _path),
-    "batch_tokens": (8192, _int_min(1)),
-    "max_batch_size": (64, _int_min(1)),
+    "model": (REQUIRED, non_empty_path),
+    "input_file": (REQUIRED, non_empty_path),
+    "output_file": (REQUIRED, non_empty_path),
+    "batch_tokens": (8192, int_at_least(1)),
+    "max_batch_size": (64, int_at_least(1)),
     "max_length": (None, lambda v: None if v is None or (type(v) is int and v >= 2) else "must be an integer >= 2 or null"),
-    "bf16": (False, _bool),
+    "bf16": (False, boolean),
     "device": ("auto", _device),
 }
 
@@ -112,7 +116,7 @@ def parse_config(raw: Any, where: str = "config") -> LogprobJob:
     """Validate a decoded config object; paths are made absolute (relative to the working directory)."""
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: must be a JSON object")
-    out = _check_keys(where, raw, _RULES, "")
+    out = check_keys(where, raw, _RULES, "")
     for key in ("model", "input_file", "output_file"):
         out[key] = os.path.abspath(os.path.expanduser(out[key]))
     return LogprobJob(**out)

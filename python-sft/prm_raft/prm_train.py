@@ -106,6 +106,7 @@ from prm_raft.train_job import (  # noqa: E402
     find_resume_checkpoint,
     is_main_process,
     make_emitter,
+    read_json_config,
     replace_dir_atomically,
     run_guarded,
     trainer_callbacks,
@@ -184,14 +185,8 @@ def _is_num(v: Any) -> bool:
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadConfig(f"config file not found: {p}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadConfig(f"config {p} is not valid JSON: {e}") from None
-    return validate_config(raw, where=str(p))
+    raw, where = read_json_config(path)
+    return validate_config(raw, where=where)
 
 
 def validate_config(raw: Any, where: str = "config") -> dict[str, Any]:

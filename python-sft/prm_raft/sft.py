@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -67,14 +66,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from prm_raft.train_job import (  # noqa: E402
     EXIT_OK,
+    REQUIRED,
     BadInput,
     Emit,
+    boolean,
     check_job_identity,
+    check_keys,
     check_precision,
     cli,
     find_resume_checkpoint,
+    int_at_least,
+    is_int,
+    is_num,
     make_emitter,
+    non_empty_path,
+    one_of,
     parse_fault,
+    positive_number,
     read_json,
     read_json_config,
     replace_dir_atomically,
@@ -148,91 +156,44 @@ class SftJob:
         return d
 
 
-def _is_int(v: Any) -> bool:
-    return type(v) is int
-
-
-def _is_num(v: Any) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
-
-
-def _int_min(lo: int) -> Callable[[Any], str | None]:
-    return lambda v: None if _is_int(v) and v >= lo else f"must be an integer >= {lo}"
-
-
-def _positive(v: Any) -> str | None:
-    return None if _is_num(v) and v > 0 else "must be a number > 0"
-
-
-def _path(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else "must be a non-empty string (a path)"
-
-
-def _bool(v: Any) -> str | None:
-    return None if type(v) is bool else "must be true or false"
-
-
-def _choice(*choices: str) -> Callable[[Any], str | None]:
-    return lambda v: None if v in choices and isinstance(v, str) else "must be one of " + ", ".join(map(json.dumps, choices))
-
-
 def _target_modules(v: Any) -> str | None:
     if v == "all-linear" or (isinstance(v, list) and v and all(isinstance(m, str) and m for m in v)):
         return None
     return 'must be a non-empty list of module names or "all-linear"'
 
 
-_REQUIRED = object()
 _TOP_RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
-    "model": (_REQUIRED, _path),
-    "train_file": (_REQUIRED, _path),
-    "output_dir": (_REQUIRED, _path),
-    "method": ("full", _choice("full", "lora")),
+    "model": (REQUIRED, non_empty_path),
+    "train_file": (REQUIRED, non_empty_path),
+    "output_dir": (REQUIRED, non_empty_path),
+    "method": ("full", one_of("full", "lora")),
     "lora": (None, lambda v: None if isinstance(v, dict) else "must be an object"),
-    "epochs": (1, _positive),
-    "max_steps": (-1, lambda v: None if _is_int(v) and (v == -1 or v >= 1) else "must be -1 (train for `epochs`) or an integer >= 1"),
-    "learning_rate": (1e-5, _positive),
-    "per_device_batch_size": (8, _int_min(1)),
-    "gradient_accumulation_steps": (1, _int_min(1)),
-    "max_length": (512, _int_min(2)),
-    "bf16": (False, _bool),
-    "gradient_checkpointing": (False, _bool),
-    "save_steps": (50, _int_min(1)),
-    "save_total_limit": (2, lambda v: None if v is None or (_is_int(v) and v >= 1) else "must be an integer >= 1 or null (keep all)"),
-    "seed": (0, _int_min(0)),
-    "warmup_ratio": (0.0, lambda v: None if _is_num(v) and 0 <= v < 1 else "must be a number in [0, 1)"),
-    "lr_scheduler": ("cosine", _choice(*LR_SCHEDULERS)),
-    "logging_steps": (5, _int_min(1)),
+    "epochs": (1, positive_number),
+    "max_steps": (-1, lambda v: None if is_int(v) and (v == -1 or v >= 1) else "must be -1 (train for `epochs`) or an integer >= 1"),
+    "learning_rate": (1e-5, positive_number),
+    "per_device_batch_size": (8, int_at_least(1)),
+    "gradient_accumulation_steps": (1, int_at_least(1)),
+    "max_length": (512, int_at_least(2)),
+    "bf16": (False, boolean),
+    "gradient_checkpointing": (False, boolean),
+    "save_steps": (50, int_at_least(1)),
+    "save_total_limit": (2, lambda v: None if v is None or (is_int(v) and v >= 1) else "must be an integer >= 1 or null (keep all)"),
+    "seed": (0, int_at_least(0)),
+    "warmup_ratio": (0.0, lambda v: None if is_num(v) and 0 <= v < 1 else "must be a number in [0, 1)"),
+    "lr_scheduler": ("cosine", one_of(*LR_SCHEDULERS)),
+    "logging_steps": (5, int_at_least(1)),
 }
 _LORA_RULES: dict[str, tuple[Any, Callable[[Any], str | None]]] = {
-    "r": (16, _int_min(1)),
-    "alpha": (32, _positive),
-    "dropout": (0.05, lambda v: None if _is_num(v) and 0 <= v < 1 else "must be a number in [0, 1)"),
+    "r": (16, int_at_least(1)),
+    "alpha": (32, positive_number),
+    "dropout": (0.05, lambda v: None if is_num(v) and 0 <= v < 1 else "must be a number in [0, 1)"),
     "target_modules": (["q_proj", "k_proj", "v_proj", "o_proj"], _target_modules),
 }
 
 
-def _check_keys(where: str, obj: dict[str, Any], rules: dict[str, tuple[Any, Callable[[Any], str | None]]], prefix: str) -> dict[str, Any]:
-    unknown = [k for k in obj if k not in rules]
-    if unknown:
-        raise BadInput(f'{where}: unknown key "{prefix}{unknown[0]}" (allowed: {", ".join(prefix + k for k in rules)})')
-    out: dict[str, Any] = {}
-    for key, (default, rule) in rules.items():
-        if key not in obj:
-            if default is _REQUIRED:
-                raise BadInput(f'{where}: missing required key "{prefix}{key}"')
-            out[key] = default
-            continue
-        problem = rule(obj[key])
-        if problem:
-            raise BadInput(f'{where}: "{prefix}{key}" {problem} (got {json.dumps(obj[key])})')
-        out[key] = obj[key]
-    return out
-
-
 def parse_lora(raw: dict[str, Any], where: str) -> LoraSpec:
     """The "lora" object of a job config (SFT and PRM training share it); missing keys take their defaults."""
-    lora = _check_keys(where, raw, _LORA_RULES, "lora.")
+    lora = check_keys(where, raw, _LORA_RULES, "lora.")
     tm = lora["target_modules"]
     return LoraSpec(
         r=lora["r"],
@@ -246,7 +207,7 @@ def parse_config(raw: Any, where: str = "config") -> SftJob:
     """Validate a decoded config object; paths are made absolute (relative to the working directory)."""
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: must be a JSON object")
-    top = _check_keys(where, raw, _TOP_RULES, "")
+    top = check_keys(where, raw, _TOP_RULES, "")
     top["lora"] = parse_lora(top["lora"] or {}, where)
     for key in ("model", "train_file", "output_dir"):
         top[key] = os.path.abspath(os.path.expanduser(top[key]))

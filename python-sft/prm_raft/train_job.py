@@ -117,6 +117,58 @@ def read_json_config(path: str | os.PathLike[str]) -> tuple[Any, str]:
     except json.JSONDecodeError as e:
         raise BadInput(f"{where}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
 
+# Config rules: each maps a key to (default or REQUIRED, check); a check returns the problem with a value, or None.
+# SFT, the log-prob job and their nested objects validate with these, so every job words its errors alike.
+
+def is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def is_num(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def int_at_least(lo: int) -> Callable[[Any], str | None]:
+    return lambda v: None if is_int(v) and v >= lo else f"must be an integer >= {lo}"
+
+
+def positive_number(v: Any) -> str | None:
+    return None if is_num(v) and v > 0 else "must be a number > 0"
+
+
+def non_empty_path(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "must be a non-empty string (a path)"
+
+
+def boolean(v: Any) -> str | None:
+    return None if type(v) is bool else "must be true or false"
+
+
+def one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices and isinstance(v, str) else "must be one of " + ", ".join(map(json.dumps, choices))
+
+
+REQUIRED = object()  # a rule's default: the key must be given
+
+
+def check_keys(where: str, obj: dict[str, Any], rules: dict[str, tuple[Any, Callable[[Any], str | None]]], prefix: str) -> dict[str, Any]:
+    unknown = [k for k in obj if k not in rules]
+    if unknown:
+        raise BadInput(f'{where}: unknown key "{prefix}{unknown[0]}" (allowed: {", ".join(prefix + k for k in rules)})')
+    out: dict[str, Any] = {}
+    for key, (default, rule) in rules.items():
+        if key not in obj:
+            if default is REQUIRED:
+                raise BadInput(f'{where}: missing required key "{prefix}{key}"')
+            out[key] = default
+            continue
+        problem = rule(obj[key])
+        if problem:
+            raise BadInput(f'{where}: "{prefix}{key}" {problem} (got {json.dumps(obj[key])})')
+        out[key] = obj[key]
+    return out
+
+
 def parse_fault(spec: str | None, env: str = "the fault hook") -> tuple[str, int, bool, Path | None] | None:
     """TEST HOOK: oom@STEP | crash@STEP, optionally with :once (fire once per output folder) or :while=PATH (fire
     while the file PATH exists: a test breaks a stage, sees it fail, then fixes it by removing the file)."""
