@@ -45,7 +45,8 @@ export async function follow(client: Client, workflowId: string, json: boolean):
 export interface ConfigWorkflow<T> {
   type: string;
   idPrefix: string;
-  inputOf: (config: Config) => T;
+  /** May read the store (e.g. a run named by a flag); what it throws is a usage error. */
+  inputOf: (config: Config) => T | Promise<T>;
   /** Omitted by a workflow that reads no dataset file (PRM training reads a labeling run). */
   datasetsOf?: (input: T) => readonly EvalDatasetConfig[];
 }
@@ -58,7 +59,7 @@ export async function startFromConfig<T>(configPath: string, workflow: ConfigWor
   const config = await loadConfig(configPath);
   let input: T;
   try {
-    input = workflow.inputOf(config);
+    input = await workflow.inputOf(config);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -75,12 +76,20 @@ export async function startFromConfig<T>(configPath: string, workflow: ConfigWor
 export async function configWorkflowCommand<T>(
   args: string[],
   usage: string,
-  workflow: Omit<ConfigWorkflow<T>, 'inputOf'> & { inputOf: (config: Config, policy: string | undefined) => T },
+  workflow: Omit<ConfigWorkflow<T>, 'inputOf'> & { inputOf: (config: Config, policy: string | undefined, flags: Record<string, string | undefined>) => T | Promise<T> },
   policyIs: 'model' | 'checkpoint',
+  /** The command's own string flags besides the common ones, handed to `inputOf`. */
+  extraFlags: readonly string[] = [],
 ): Promise<number> {
   const { values, positionals } = parseFlags(
     args,
-    { config: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean', default: false }, detach: { type: 'boolean', default: false } },
+    {
+      config: { type: 'string' },
+      policy: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      detach: { type: 'boolean', default: false },
+      ...Object.fromEntries(extraFlags.map((f) => [f, { type: 'string' as const }])),
+    },
     usage,
   );
   if (!values.config || positionals.length > 0) throw new UsageError(`usage: ${usage}`);
@@ -88,14 +97,20 @@ export async function configWorkflowCommand<T>(
   if (policyIs === 'checkpoint' && policy !== undefined && !(await isDirectory(policy))) {
     throw new UsageError(`--policy: ${policy} is not a checkpoint directory (the pipeline serves it itself for sampling and evaluation)`);
   }
-  return startFromConfig(values.config, { ...workflow, inputOf: (c) => workflow.inputOf(c, policy) }, values);
+  const flags = Object.fromEntries(extraFlags.map((f) => [f, (values as Record<string, unknown>)[f] as string | undefined]));
+  return startFromConfig(values.config, { ...workflow, inputOf: (c) => workflow.inputOf(c, policy, flags) }, values);
 }
 
 /** A run's folder: RUN itself when it is one, else the run of that id in the config's store. */
 export async function runFolder(run: string, configPath: string): Promise<string> {
+  return runFolderIn(run, (await loadConfig(configPath)).store.root);
+}
+
+/** A run's folder: RUN itself when it is one, else the run of that id under `storeRoot`. */
+export async function runFolderIn(run: string, storeRoot: string): Promise<string> {
   if (await isDirectory(run)) return run;
   if (run.includes('/')) throw new UsageError(`${run}: no such run folder`);
-  return runDir((await loadConfig(configPath)).store.root, run);
+  return runDir(storeRoot, run);
 }
 
 export function isDirectory(path: string): Promise<boolean> {
