@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type WorkerOptions, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +95,24 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({ workflowsPath: workflowsSource, logger: quietLogger });
   return bundle;
+}
+
+/**
+ * Workers on `taskQueues` (one bundle, the same activities) that run until `drive` settles; `drive` is called once,
+ * after they exist, and its result returned.
+ */
+export async function runWorkers<T>(
+  env: TestWorkflowEnvironment,
+  taskQueues: readonly string[],
+  activities: object,
+  drive: () => Promise<T>,
+  options: Partial<WorkerOptions> = {},
+): Promise<T> {
+  const code = await workflowBundle();
+  const workers = await Promise.all(taskQueues.map((taskQueue) => Worker.create({ ...options, connection: env.nativeConnection, taskQueue, workflowBundle: code, activities })));
+  const driving = drive();
+  const [first, ...rest] = workers;
+  return first!.runUntil(Promise.all(rest.map((w) => w.runUntil(driving))).then(() => driving));
 }
 
 const quietLogger = {

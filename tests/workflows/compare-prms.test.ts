@@ -4,12 +4,11 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { comparePrmsInputFromConfig, type ComparisonResult, type ComparisonTable } from '../../core/comparison.js';
 import { parseConfigText } from '../../core/parse-config.js';
 import { manifest, mockActivities, STOP_QUEUE } from '../helpers/raft-mocks.js';
-import { recordHistory, timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { recordHistory, runWorkers, timeSkippingEnv } from '../helpers/temporal.js';
 import { pairedEvaluations } from './paired-evaluations.js';
 
 let env: TestWorkflowEnvironment;
@@ -79,15 +78,9 @@ describe('comparePrms', () => {
     const scoreShard = activities.scoreShard;
     activities.scoreShard = async (i) => ({ ...(await scoreShard(i)), uri: `/p/${i.prm.model}/${i.samples.shard}` });
 
-    const bundle = await workflowBundle();
-    const workers = await Promise.all(
-      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
-        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
-      ),
+    const result = await runWorkers(env, [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE], activities, () =>
+      env.client.workflow.execute<(i: typeof input) => Promise<ComparisonResult>>('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-1', args: [input] }),
     );
-    const execution = env.client.workflow.execute('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-1', args: [input] });
-    const [first, ...rest] = workers;
-    const result = (await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0]))) as ComparisonResult;
 
     // Three shards of 25 prompts, sampled once, scored by each of the three reward models.
     expect(calls.filter((c) => c.startsWith('sample:')).sort()).toEqual(['sample:0', 'sample:1', 'sample:2']);
@@ -174,20 +167,18 @@ describe('comparePrms cancelled', () => {
         return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
       },
     };
-    const bundle = await workflowBundle();
-    const workers = await Promise.all(
-      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
-        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities, maxHeartbeatThrottleInterval: '50ms' }),
-      ),
+    const err = await runWorkers(
+      env,
+      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE],
+      activities,
+      async () => {
+        const handle = await env.client.workflow.start('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-cancel', args: [input] });
+        await trainingStarted;
+        await handle.cancel();
+        return handle.result().catch((e: unknown) => e);
+      },
+      { maxHeartbeatThrottleInterval: '50ms' },
     );
-    const handle = await env.client.workflow.start('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-cancel', args: [input] });
-    const outcome = (async () => {
-      await trainingStarted;
-      await handle.cancel();
-      return handle.result().catch((e: unknown) => e);
-    })();
-    const [first, ...rest] = workers;
-    const err = await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(outcome))).then((r) => r[0]));
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     expect(calls).not.toContain('report');
@@ -254,15 +245,9 @@ describe('comparePrms with reward models it trains', () => {
         return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
       },
     };
-    const bundle = await workflowBundle();
-    const workers = await Promise.all(
-      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
-        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
-      ),
+    const result = await runWorkers(env, [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE], activities, () =>
+      env.client.workflow.execute<(i: typeof input) => Promise<ComparisonResult>>('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'chain-1', args: [input] }),
     );
-    const execution = env.client.workflow.execute('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'chain-1', args: [input] });
-    const [first, ...rest] = workers;
-    const result = (await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0]))) as ComparisonResult;
 
     // One labeling run (one shard of 25 problems), shared by the three trained models.
     expect(calls.filter((c) => c.startsWith('label:'))).toEqual(['label:0']);
@@ -330,15 +315,9 @@ temporal: { taskQueues: { cpu: cmpl-cpu, gpu: cmpl-gpu } }
         return { html: '/r.html', markdown: '/r.md', csv: '/r.csv', json: '/r.json' };
       },
     };
-    const bundle = await workflowBundle();
-    const workers = await Promise.all(
-      [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
-        Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
-      ),
+    const result = await runWorkers(env, [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE], activities, () =>
+      env.client.workflow.execute<(i: typeof input) => Promise<ComparisonResult>>('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-prl', args: [input] }),
     );
-    const execution = env.client.workflow.execute('comparePrms', { taskQueue: input.taskQueues.cpu, workflowId: 'cmp-prl', args: [input] });
-    const [first, ...rest] = workers;
-    const result = (await first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0]))) as ComparisonResult;
 
     expect(result.table.rows.map((r) => [r.name, r.kind])).toEqual([
       ['baseline', 'baseline'],

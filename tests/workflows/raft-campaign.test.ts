@@ -4,7 +4,6 @@ import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/clie
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSftInput } from '../../activities/run-sft.js';
 import { campaignInputFromConfig, CampaignView, type RaftCampaignInput } from '../../core/campaign.js';
@@ -13,7 +12,7 @@ import { parseConfigText } from '../../core/parse-config.js';
 import type { SftResult } from '../../core/raft.js';
 import { nextIterationUpdate, stopSignal } from '../../workflows/raft-campaign.js';
 import { mockActivities, STOP_QUEUE } from '../helpers/raft-mocks.js';
-import { localEnv, recordHistory, workflowBundle } from '../helpers/temporal.js';
+import { localEnv, recordHistory, runWorkers } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -99,14 +98,9 @@ function recorder(): Recorded {
 
 /** Runs `drive` against a started campaign with workers for every queue the campaign and its iterations use. */
 async function withCampaign<T>(activities: ReturnType<typeof campaignActivities>, input: RaftCampaignInput, workflowId: string, drive: (h: WorkflowHandle) => Promise<T>): Promise<T> {
-  const bundle = await workflowBundle();
-  const workers = await Promise.all(
-    ['camp-cpu', 'camp-gpu', STOP_QUEUE].map((taskQueue) => Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities })),
+  return runWorkers(env, ['camp-cpu', 'camp-gpu', STOP_QUEUE], activities, async () =>
+    drive(await env.client.workflow.start('raftCampaign', { taskQueue: 'camp-cpu', workflowId, args: [input] })),
   );
-  const handle = await env.client.workflow.start('raftCampaign', { taskQueue: 'camp-cpu', workflowId, args: [input] });
-  const driving = drive(handle);
-  const [first, ...rest] = workers;
-  return first!.runUntil(Promise.all(rest.map((w) => w.runUntil(driving))).then((r) => r[0] as T));
 }
 
 async function view(h: WorkflowHandle): Promise<CampaignView> {

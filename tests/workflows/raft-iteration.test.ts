@@ -2,13 +2,12 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../core/parse-config.js';
 import { LogprobJobSettings } from '../../core/prl.js';
 import { raftIterationInputFromConfig, type RaftIterationInput, type RaftIterationResult } from '../../core/raft.js';
 import { mockActivities, STOP_QUEUE, type RaftActivities } from '../helpers/raft-mocks.js';
-import { recordHistory, timeSkippingEnv, workflowBundle } from '../helpers/temporal.js';
+import { recordHistory, runWorkers, timeSkippingEnv } from '../helpers/temporal.js';
 import { pairedEvaluations } from './paired-evaluations.js';
 
 let env: TestWorkflowEnvironment;
@@ -38,15 +37,9 @@ temporal: { taskQueues: { cpu: raft-cpu, gpu: raft-gpu } }
 }
 
 async function run(activities: RaftActivities, input: RaftIterationInput, workflowId: string): Promise<RaftIterationResult> {
-  const bundle = await workflowBundle();
-  const workers = await Promise.all(
-    [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE].map((taskQueue) =>
-      Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
-    ),
+  return runWorkers(env, [input.taskQueues.cpu, input.taskQueues.gpu, STOP_QUEUE], activities, () =>
+    env.client.workflow.execute<(i: RaftIterationInput) => Promise<RaftIterationResult>>('raftIteration', { taskQueue: input.taskQueues.cpu, workflowId, args: [input] }),
   );
-  const execution = env.client.workflow.execute('raftIteration', { taskQueue: input.taskQueues.cpu, workflowId, args: [input] });
-  const [first, ...rest] = workers;
-  return first!.runUntil(Promise.all(rest.map((w) => w.runUntil(execution))).then((r) => r[0] as RaftIterationResult));
 }
 
 describe('raftIteration', () => {
