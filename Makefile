@@ -107,7 +107,7 @@ prm-comparison: setup build
 	for kind in hard soft; do node bin/prm-raft.js label export --run $$run --kind $$kind --format jsonl --out $(PRM_CMP)/labels/$$kind.jsonl; done; \
 	node bin/prm-raft.js label export --run $$run --kind er --eta 2 --format jsonl --out $(PRM_CMP)/labels/er-2.jsonl
 	cd python-sft && .venv/bin/python -m prm_raft.tiny.compare_prms --policy ../models/tinymath-policy --data ../data/tinymath \
-	  --out ../$(PRM_CMP) --test-problems 400 --bon-samples 16 --threads 2 --seeds 0,1,2 \
+	  --out ../$(PRM_CMP) --test-problems 400 --bon-samples 16 --threads 2 --seeds 0,1 \
 	  --steps 400 --lr 1e-3 --warmup 30 --step-logprob-feature --lm-loss-weight 1 --pairwise-loss-weight 3 \
 	  $(foreach k,$(PRM_KINDS),--train $(k)=../$(PRM_CMP)/labels/$(k).jsonl)
 	for f in $(PRM_CMP)/bon/*.scores.jsonl; do echo "## $$(basename $$f .scores.jsonl)"; \
