@@ -45,7 +45,7 @@ export async function selectResponses(input: SelectResponsesInput): Promise<Sele
       selection: input.selection,
       prompt: input.prompt,
       // Only in prl mode, so every other mode keeps the key it had.
-      ...(prl ? { prl: { eta: prl.eta, boundary: prl.boundary, steps: prl.steps, score: prl.score }, logprobs: input.shards.map((s) => [s.logprobs?.current.sha256, s.logprobs?.initial?.sha256 ?? null]) } : {}),
+      ...(prl ? { prl: { eta: prl.eta, boundary: prl.boundary, steps: prl.steps, score: prl.score, ...(prl.minScore !== undefined ? { minScore: prl.minScore } : {}) }, logprobs: input.shards.map((s) => [s.logprobs?.current.sha256, s.logprobs?.initial?.sha256 ?? null]) } : {}),
     });
     const dir = cacheDir(input.storeRoot, 'selection', key);
     const resultPath = join(dir, 'result.json');
@@ -85,7 +85,7 @@ export async function selectResponses(input: SelectResponsesInput): Promise<Sele
           extracted: r.extracted,
           correct: r.correct,
         }));
-        const outcome = selectTopResponse(candidates, input.selection, p.id);
+        const outcome = selectTopResponse(candidates, input.selection, p.id, prl?.minScore);
         stats = mergeSelectionStats(stats, selectionStatsOf(candidates, outcome, input.selection));
         const best = outcome.selected;
         if (!best) continue;

@@ -375,6 +375,12 @@ export const PrlConfig = z.strictObject({
   steps: PrlSteps.optional(),
   /** What a response is ranked by: the whole response's value, or the minimum over its steps. */
   score: PrlScoreKind.default('sequence'),
+  /**
+   * Keep a prompt's top response only when its PRL value is at least this; otherwise the prompt is dropped. With r
+   * in {0, 1}, 0.5 keeps right answers the policy has not drifted far on; omitted, every prompt keeps its top one
+   * (a wrong one, when none is right).
+   */
+  minScore: z.number({ error: 'expected a number' }).refine(Number.isFinite, { error: 'expected a finite number' }).optional(),
   /** π0's checkpoint (a local transformers directory); in a campaign, the campaign's initial policy when omitted; otherwise the input policy (then PRL = r). */
   initialPolicy: nonEmpty.optional(),
   /** The log-prob job (python -m prm_raft.logprobs) on the gpu queue. */

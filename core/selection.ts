@@ -38,7 +38,7 @@ export interface Candidate {
   correct: boolean;
 }
 
-export type Rejection = 'no-answer' | 'truncated' | 'no-score' | 'none-correct';
+export type Rejection = 'no-answer' | 'truncated' | 'no-score' | 'none-correct' | 'below-min-score';
 
 export interface SelectionOutcome {
   selected: Candidate | null;
@@ -48,9 +48,10 @@ export interface SelectionOutcome {
 /**
  * The candidate `cfg.mode` keeps for prompt `promptId`, or why there is none. Ties go to the lowest index so a
  * re-run selects the same response. Correctness is read here only in oracle mode (in prl mode it is already in
- * the score, as the outcome r): elsewhere it is a diagnostic, never an input.
+ * the score, as the outcome r): elsewhere it is a diagnostic, never an input. In the modes that rank by score, a
+ * top response scored below `minScore` is not kept (the prompt is dropped, as oracle drops one with no right answer).
  */
-export function selectTopResponse(candidates: readonly Candidate[], cfg: SelectionConfig, promptId: string): SelectionOutcome {
+export function selectTopResponse(candidates: readonly Candidate[], cfg: SelectionConfig, promptId: string, minScore?: number): SelectionOutcome {
   const rejected = new Map<Rejection, number>();
   const reject = (why: Rejection, n = 1) => {
     if (n > 0) rejected.set(why, (rejected.get(why) ?? 0) + n);
@@ -75,6 +76,10 @@ export function selectTopResponse(candidates: readonly Candidate[], cfg: Selecti
         if (Number.isNaN(c.score)) reject('no-score');
         // Strictly greater: candidates come in index order, so a tie keeps the lowest index.
         else if (best === null || c.score > best.score) best = c;
+      }
+      if (best !== null && minScore !== undefined && best.score < minScore) {
+        reject('below-min-score');
+        return { selected: null, rejected };
       }
       return { selected: best, rejected };
     }

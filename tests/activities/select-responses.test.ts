@@ -155,7 +155,12 @@ describe('selectResponses', () => {
     // A larger η weighs the drift less: e0 at η = 1000 is 1 − 0.0015, still below e1.
     const weak = await run({ ...base, prl: { ...prl, eta: 1000 } });
     expect((await lines(weak))[0]?.index).toBe(1);
-    expect(new Set([ranked, minStep, same, weak].map((r) => dirname(r.selected.uri))).size).toBe(4);
+    // minScore drops a prompt whose top value is below it (e1's 1 passes 0.5, not 1.5), and is part of the key.
+    const kept = await run({ ...base, prl: { ...prl, minScore: 0.5 } });
+    expect(await lines(kept)).toEqual([expect.objectContaining({ index: 1, score: 1 })]);
+    const dropped = await run({ ...base, prl: { ...prl, minScore: 1.5 } });
+    expect(dropped.stats).toMatchObject({ kept: 0, rejected: { 'below-min-score': 1 } });
+    expect(new Set([ranked, minStep, same, weak, kept, dropped].map((r) => dirname(r.selected.uri))).size).toBe(6);
 
     const error = await run({ ...base, shards: [{ samples }] }).catch((e: unknown) => e);
     expect((error as ApplicationFailure).nonRetryable).toBe(true);

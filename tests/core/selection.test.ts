@@ -101,6 +101,14 @@ describe('selectTopResponse', () => {
     expect(none.selected).toBeNull();
     expect(none.rejected.get('no-score')).toBe(2);
   });
+  it('keeps the top response only when it reaches minScore, and counts the prompt it drops', () => {
+    expect(selectTopResponse([c(0, 0.2), c(1, 0.6)], prm, 'q', 0.6).selected?.index).toBe(1);
+    const low = selectTopResponse([c(0, 0.2), c(1, 0.59)], prm, 'q', 0.6);
+    expect(low.selected).toBeNull();
+    expect(Object.fromEntries(low.rejected)).toEqual({ 'below-min-score': 1 });
+    // Only the modes that rank by score: a baseline ignores it.
+    expect(selectTopResponse([c(0, 0.1, { correct: true })], { ...prm, mode: 'oracle' }, 'q', 0.6).selected?.index).toBe(0);
+  });
   it('ignores correctness in prm mode', () => {
     expect(selectTopResponse([c(0, 0.3, { correct: true }), c(1, 0.4)], prm, 'q').selected?.index).toBe(1);
   });
