@@ -2,8 +2,8 @@
 // evaluate on GSM8K test + MATH500) and an ER-PRM labeling run, through the real CLI, the real workflows, a real
 // Temporal dev server and a real worker (`prm-raft dev up`), against simulated 7B servers on 1, 2, 4 and 8 simulated
 // H100s (bench/sim/), on a clock compressed so that each run takes minutes here. Not a test: it prints tables.
-// Usage: node dist/bench/paper-scale.js [--gpus 1,2,4,8] [--sim bench/paper-scale.yaml] [--target-seconds 150]
-//        [--label-solutions 1] [--skip-label] [--skip-raft] [--out DIR] [--keep]
+// Usage: node dist/bench/paper-scale.js [--gpus 1,2,4,8] [--sim bench/paper-scale.yaml] [--target-seconds 600] [--label-target-seconds 120]
+//        [--label-problems 750] [--label-solutions 1] [--compression X] [--limit N] [--skip-label] [--skip-raft] [--out DIR] [--keep]
 import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,9 +23,10 @@ const { values } = parseArgs({
   options: {
     gpus: { type: 'string', default: '1,2,4,8' },
     sim: { type: 'string', default: join(ROOT, 'bench/paper-scale.yaml') },
-    'target-seconds': { type: 'string', default: '150' },
+    'target-seconds': { type: 'string', default: '600' },
     'label-solutions': { type: 'string', default: '1' },
-    'label-problems': { type: 'string' },
+    'label-problems': { type: 'string', default: '750' },
+    'label-target-seconds': { type: 'string', default: '120' },
     /** A smoke run: at most this many prompts of each prompt and evaluation set. */
     limit: { type: 'string' },
     compression: { type: 'string' },
@@ -42,6 +43,8 @@ const MAX_TOKENS = 1024;
 const PAPER_SOLUTIONS = 15;
 const COMPLETIONS = 16;
 const SFT_REAL_SECONDS = 45;
+/** MATH train (7,500) + GSM8K train (7,473): the card's labeling set. */
+const FULL_LABEL_PROBLEMS = 14_973;
 
 // ------------------------------------------------------------------------------------------------- the data
 
@@ -107,6 +110,8 @@ function predictWork(sim: SimConfig, shapes: Record<'gsm8k' | 'math', Shape[]>, 
   }
   return { policy, prm, evalTokens, sftTokens, meanOutput: out, peakDecode: peak };
 }
+
+type Work = ReturnType<typeof predictWork> & { label: { policy: number } };
 
 // ------------------------------------------------------------------------------------------------- one GPU count
 
@@ -179,11 +184,12 @@ interface GpuRunResult {
   split: GpuSplit;
   compression: number;
   sftCompression: number;
+  labelCompression: number;
   load: { before: number[]; after: number[] };
   raft?: {
     ok: boolean;
     error?: string;
-    stages: Array<{ name: string; realSeconds: number; simSeconds: number; gpu: boolean; meanBusy: number }>;
+    stages: Array<{ name: string; start: number; end: number; realSeconds: number; simSeconds: number; gpu: boolean; meanBusy: number; perGpuBusy: number[] }>;
     totalSimSeconds: number;
     totalRealSeconds: number;
     scoringTailSimSeconds: number;
@@ -215,7 +221,7 @@ interface GpuRunResult {
   };
 }
 
-async function runGpus(gpus: number, sim: SimConfig, work: ReturnType<typeof predictWork>, data: Awaited<ReturnType<typeof writeData>>, out: string): Promise<GpuRunResult> {
+async function runGpus(gpus: number, sim: SimConfig, work: Work, data: Awaited<ReturnType<typeof writeData>>, out: string): Promise<GpuRunResult> {
   const split = splitGpus(gpus, work.policy, work.prm);
   const ideal = idealOverlapSeconds(split, work.policy, work.prm);
   const compression = values.compression ? Number(values.compression) : chooseCompression(ideal, Number(values['target-seconds']));
@@ -234,12 +240,21 @@ async function runGpus(gpus: number, sim: SimConfig, work: ReturnType<typeof pre
   const policyPorts = await Promise.all(policyGpus.map(() => freePort()));
   const prmPorts = await Promise.all(prmGpus.map(() => freePort()));
   const [temporalPort, uiPort] = [await freePort(), await freePort()];
-  const cluster = startProc(
-    [join(ROOT, 'dist/bench/sim/cluster.js'), '--runtime', runtimePath, '--stats', join(statsDir, 'cluster.json'),
-      '--policy-ports', policyPorts.join(','), '--policy-gpus', policyGpus.join(','), '--model', 'sim-7b',
-      '--prm-ports', prmPorts.join(','), '--prm-gpus', prmGpus.join(','), '--prm-model', 'sim-prm-7b'],
-    join(dir, 'cluster.log'),
-  );
+  // Labeling needs no PRM: its own simulated GPUs, every one a policy replica, on a clock of its own.
+  const labelGpus = Array.from({ length: gpus }, (_, i) => i);
+  const labelRuntimePath = join(dir, 'label-runtime.json');
+  const labelCompression = values.compression
+    ? Number(values.compression)
+    : chooseCompression(work.label.policy / gpus, Number(values['label-target-seconds']));
+  await writeFile(labelRuntimePath, JSON.stringify({ sim, compression: labelCompression }));
+  const startCluster = (name: string, runtime: string, args: string[]) =>
+    startProc([join(ROOT, 'dist/bench/sim/cluster.js'), '--runtime', runtime, '--stats', join(statsDir, `${name}.json`), ...args], join(dir, `${name}.log`));
+  let cluster: Proc | null = values['skip-raft']
+    ? null
+    : startCluster('cluster', runtimePath, [
+        '--policy-ports', policyPorts.join(','), '--policy-gpus', policyGpus.join(','), '--model', 'sim-7b',
+        '--prm-ports', prmPorts.join(','), '--prm-gpus', prmGpus.join(','), '--prm-model', 'sim-prm-7b',
+      ]);
   const base = join(dir, 'base-model');
   await mkdir(base, { recursive: true });
   await writeFile(join(base, 'config.json'), '{"simulated": true}\n');
@@ -247,11 +262,11 @@ async function runGpus(gpus: number, sim: SimConfig, work: ReturnType<typeof pre
   const ds = (name: string) => `    - { name: ${name}, source: tinymath, path: ${data[name]!.path}${limit} }`;
   const node = process.execPath;
   const labelSolutions = Number(values['label-solutions']);
-  const labelLimit = values['label-problems'] ? `, limit: ${Number(values['label-problems'])}` : '';
+  const labelLimit = `, limit: ${Number(values['label-problems'])}`;
   const fullLabelProblems = data['math-train']!.count + data['gsm8k-train']!.count;
-  const labelProblems = values['label-problems'] ? Math.min(data['math-train']!.count, Number(values['label-problems'])) + Math.min(data['gsm8k-train']!.count, Number(values['label-problems'])) : fullLabelProblems;
+  const labelProblems = Math.min(data['math-train']!.count, Number(values['label-problems'])) + Math.min(data['gsm8k-train']!.count, Number(values['label-problems']));
   // The paper configs' settings (configs/paper/mistral-metamath-7b-{raft,label}.yaml) with the simulators' URLs and commands.
-  const config = `name: paper-sim-${gpus}
+  const configOf = (name: string, urls: number[]) => `name: ${name}
 temporal:
   address: 127.0.0.1:${temporalPort}
   taskQueues: { cpu: sim-cpu-${temporalPort}, gpu: sim-gpu-${temporalPort} }
@@ -260,7 +275,7 @@ store: { root: ${join(dir, 'store')} }
 python: ${PYTHON}
 policy:
   model: sim-7b
-  baseUrls: [${policyPorts.map((p) => `http://127.0.0.1:${p}/v1`).join(', ')}]
+  baseUrls: [${urls.map((p) => `http://127.0.0.1:${p}/v1`).join(', ')}]
   checkpoint: ${base}
   maxConcurrency: 64
   requestTimeoutSeconds: 600
@@ -317,8 +332,9 @@ grader:
   workers: 2
 `;
   const configPath = join(dir, 'config.yaml');
-  await writeFile(configPath, config);
-  const result: GpuRunResult = { gpus, split, compression, sftCompression, load: { before: loadavg(), after: [] } };
+  await writeFile(configPath, configOf(`paper-sim-${gpus}`, policyPorts));
+  const labelConfigPath = join(dir, 'config-label.yaml');
+  const result: GpuRunResult = { gpus, split, compression, sftCompression, labelCompression, load: { before: loadavg(), after: [] } };
   const say = (line: string) => process.stderr.write(`[${gpus} GPU${gpus > 1 ? 's' : ''}] ${line}\n`);
   say(`split policy ${split.shared ? '1 (shared)' : split.policy} / PRM ${split.shared ? '1 (shared)' : split.prm}, compression ${compression}x (SFT ${sftCompression}x), load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const up = await cli(['dev', 'up', '--config', configPath], join(dir, 'dev-up'));
@@ -326,8 +342,8 @@ grader:
   const workerPid = Number((JSON.parse(readFileSync(join(dir, 'state', 'pids', 'worker.json'), 'utf8')) as { pid: number }).pid);
   const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
   const client = new Client({ connection });
-  const clusterStats = () =>
-    JSON.parse(readFileSync(join(statsDir, 'cluster.json'), 'utf8')) as {
+  const clusterStats = (name = 'cluster') =>
+    JSON.parse(readFileSync(join(statsDir, `${name}.json`), 'utf8')) as {
       gpus: Array<{ id: number; busy: Interval[] }>;
       policy: Array<{ promptTokens: number; cachedPromptTokens: number; latency: LatencyStats }>;
       prm: Array<{ latency: LatencyStats }>;
@@ -341,10 +357,10 @@ grader:
     /** Busy intervals per GPU: the cluster's, the servers the iteration started (GPU 0), the SFT jobs (all GPUs). */
     const perGpu = (): Interval[][] => {
       const gpusBusy: Interval[][] = Array.from({ length: gpus }, () => []);
-      for (const g of clusterStats().gpus) gpusBusy[g.id]!.push(...g.busy);
       for (const f of readdirSync(statsDir)) {
+        if (!f.endsWith('.json')) continue;
         const s = JSON.parse(readFileSync(join(statsDir, f), 'utf8')) as { gpus: Array<{ id: number; busy: Interval[] }> | number[]; busy?: Interval[] };
-        if (f.startsWith('served-')) for (const g of s.gpus as Array<{ id: number; busy: Interval[] }>) gpusBusy[g.id]!.push(...g.busy);
+        if (f.startsWith('served-') || f.startsWith('cluster')) for (const g of s.gpus as Array<{ id: number; busy: Interval[] }>) gpusBusy[g.id]!.push(...g.busy);
         if (f.startsWith('sft-')) for (const id of s.gpus as number[]) gpusBusy[id]!.push(...(s.busy ?? []));
       }
       return gpusBusy.map((x) => mergeIntervals(x));
@@ -391,7 +407,7 @@ grader:
       result.raft = {
         ok: run.exitCode === 0,
         ...(run.exitCode !== 0 ? { error: run.stderr.slice(-1500) } : {}),
-        stages: stages.map((s, i) => ({ name: s.name, realSeconds: (s.end - s.start) / 1000, simSeconds: simulatedSeconds(s), gpu: s.compression > 1, meanBusy: busy.stages[i]!.meanBusy })),
+        stages: stages.map((s, i) => ({ name: s.name, start: s.start, end: s.end, realSeconds: (s.end - s.start) / 1000, simSeconds: simulatedSeconds(s), gpu: s.compression > 1, meanBusy: busy.stages[i]!.meanBusy, perGpuBusy: busy.stages[i]!.perGpu })),
         totalSimSeconds: stages.reduce((n, s) => n + simulatedSeconds(s), 0) + gaps,
         totalRealSeconds: (run0.end - run0.start) / 1000,
         scoringTailSimSeconds: sample && score ? (Math.max(0, score.end - sample.end) / 1000) * compression : 0,
@@ -405,21 +421,26 @@ grader:
         ...(sftResult?.steps !== undefined ? { sftSteps: sftResult.steps } : {}),
       };
       say(`RAFT ${run.exitCode === 0 ? 'done' : 'FAILED'} in ${result.raft.totalRealSeconds.toFixed(0)} s real, ${hms(result.raft.totalSimSeconds)} simulated`);
+      cluster!.child.kill('SIGTERM');
+      await cluster!.exited;
+      cluster = null;
     }
 
-    if (!values['skip-label']) {
-      cluster.child.kill('SIGUSR2');
-      await new Promise((r) => setTimeout(r, 500));
-      const before = clusterStats().policy;
-      say(`labeling: prm-raft label (${labelSolutions} solution(s) per problem, ${COMPLETIONS} completions per step)`);
-      const run = await cli(['label', '--config', configPath, '--json'], join(dir, 'label'));
+    if (!values['skip-label']) try {
+      // Ports taken now, not at the start: a port free 15 minutes ago may be a served policy's by now.
+      const labelPorts = await Promise.all(labelGpus.map(() => freePort()));
+      await writeFile(labelConfigPath, configOf(`paper-sim-label-${gpus}`, labelPorts));
+      cluster = startCluster('cluster-label', labelRuntimePath, ['--policy-ports', labelPorts.join(','), '--policy-gpus', labelGpus.join(','), '--model', 'sim-7b']);
+      await new Promise((r) => setTimeout(r, 2500));
+      say(`labeling: prm-raft label (${labelProblems} problems x ${labelSolutions} solution(s), ${COMPLETIONS} completions per step; ${gpus} policy replicas, compression ${labelCompression}x)`);
+      const run = await cli(['label', '--config', labelConfigPath, '--json'], join(dir, 'label'));
       const id = startedId(run.stderr, 'labelPrmData');
       const workerPeak = procStatusKiB(workerPid, 'VmHWM');
       await new Promise((r) => setTimeout(r, 2500));
       if (!id) throw new Error(`label did not start: ${run.stderr.slice(-2000)}`);
       const h = await history(client, id);
       const w = activityWindows(h.events).get('labelShard');
-      const stage: Stage = { name: 'label', start: w?.start ?? 0, end: w?.end ?? 0, compression };
+      const stage: Stage = { name: 'label', start: w?.start ?? 0, end: w?.end ?? 0, compression: labelCompression };
       const busy = stageBusy([stage], perGpu(), span(h.events));
       const summary = run.exitCode === 0 ? (JSON.parse(run.stdout) as { completions?: number }) : null;
       const sim = simulatedSeconds(stage);
@@ -435,26 +456,31 @@ grader:
         perGpuBusy: busy.stages[0]!.perGpu,
         history: { events: h.length, bytes: h.bytes, verdict: historyVerdict(h.length, h.bytes ?? 0), shards: w?.count ?? 0 },
         completions: summary?.completions ?? null,
-        prefixHitShare: hitShare(before, clusterStats().policy),
-        latency: latencies(clusterStats()),
+        prefixHitShare: hitShare(undefined, clusterStats('cluster-label').policy),
+        latency: latencies(clusterStats('cluster-label')),
         cliPeakMiB: run.peakKiB !== null ? Math.round(run.peakKiB / 1024) : null,
         workerPeakMiB: workerPeak !== null ? Math.round(workerPeak / 1024) : null,
       };
       say(`labeling ${run.exitCode === 0 ? 'done' : 'FAILED'} in ${result.label.realSeconds.toFixed(0)} s real, ${hms(sim)} simulated`);
+    } catch (err) {
+      // The iteration's numbers are kept; the labeling run's failure is reported beside them.
+      say(`labeling FAILED: ${(err as Error).message}`);
     }
   } finally {
     result.load.after = loadavg();
     await connection.close().catch(() => undefined);
     await cli(['dev', 'down', '--config', configPath], join(dir, 'dev-down'));
-    cluster.child.kill('SIGTERM');
-    await cluster.exited;
+    if (cluster) {
+      cluster.child.kill('SIGTERM');
+      await cluster.exited;
+    }
   }
   return result;
 }
 
 // ------------------------------------------------------------------------------------------------- the tables
 
-function tables(results: GpuRunResult[], work: ReturnType<typeof predictWork>): string {
+function tables(results: GpuRunResult[], work: Work): string {
   const out: string[] = [];
   const load = (r: GpuRunResult) => `${r.load.before[0]!.toFixed(1)}→${r.load.after[0]!.toFixed(1)}`;
   const raft = results.filter((r) => r.raft);
@@ -478,12 +504,13 @@ function tables(results: GpuRunResult[], work: ReturnType<typeof predictWork>): 
     out.push('\nEach simulated GPU\'s busy share over the whole iteration; histories (events, bytes, against the 10,240-event / 10 MB warning); peak RSS');
     out.push(
       markdownTable(
-        ['GPUs', 'busy share per GPU', 'slowest request: policy / PRM (past timeout)', 'iteration history', 'eval before / after', 'worker peak (end)', 'CLI peak', 'ok'],
+        ['GPUs', 'busy share per GPU: sample + score', 'whole iteration', 'slowest request: policy / PRM (past timeout)', 'iteration history', 'eval before / after', 'worker peak (end)', 'CLI peak', 'ok'],
         raft.map((r) => {
           const [m, b, a] = r.raft!.histories;
           const hs = (h: typeof m) => (h ? `${h.events} ev, ${h.bytes !== null ? `${(h.bytes / 1024).toFixed(0)} KiB` : '?'}` : '-');
           return [
             String(r.gpus),
+            (r.raft!.stages.find((s) => s.name.startsWith('sample'))?.perGpuBusy ?? []).map(pct).join(' '),
             r.raft!.overallBusy.map(pct).join(' '),
             `${r.raft!.latency.policy.max.toFixed(0)} s (${r.raft!.latency.policy.overTimeout}) / ${r.raft!.latency.prm.max.toFixed(0)} s (${r.raft!.latency.prm.overTimeout})`,
             `${hs(m)} (${m?.verdict ?? '-'})`,
@@ -505,14 +532,14 @@ function tables(results: GpuRunResult[], work: ReturnType<typeof predictWork>): 
         ['GPUs', 'compression', 'completions run', 'simulated (run)', `extrapolated to 15K x ${PAPER_SOLUTIONS}`, 'mean busy', 'prefix-cache hits', 'slowest request (past 600 s)', 'history', 'worker / CLI peak', 'real s', 'load 1-min'],
         label.map((r) => [
           String(r.gpus),
-          `${r.compression}x`,
+          `${r.labelCompression}x`,
           String(r.label!.completions ?? '?'),
           hms(r.label!.simSeconds),
           hms(r.label!.extrapolatedSimSeconds),
           pct(r.label!.meanBusy),
           pct(r.label!.prefixHitShare),
           `${r.label!.latency.policy.max.toFixed(0)} s (${r.label!.latency.policy.overTimeout})`,
-          `${r.label!.history.events} ev, ${r.label!.history.bytes !== null ? `${(r.label!.history.bytes / 1024).toFixed(0)} KiB` : '?'}, ${r.label!.history.shards} shards (${r.label!.history.verdict})`,
+          `${r.label!.history.events} ev, ${r.label!.history.bytes !== null ? `${(r.label!.history.bytes / 1024).toFixed(0)} KiB` : '?'}, ${r.label!.history.shards} shards (${r.label!.history.verdict}); at 15K problems ~${Math.round((r.label!.history.events * FULL_LABEL_PROBLEMS) / r.label!.problems)} ev`,
           `${r.label!.workerPeakMiB} / ${r.label!.cliPeakMiB} MiB`,
           r.label!.realSeconds.toFixed(0),
           load(r),
@@ -522,9 +549,34 @@ function tables(results: GpuRunResult[], work: ReturnType<typeof predictWork>): 
   }
   out.push(
     `\nModel: mean response ${work.meanOutput.gsm8k.toFixed(0)} tokens (GSM8K-like), ${work.meanOutput.math.toFixed(0)} (MATH-like); a replica's peak decode ${work.peakDecode.toFixed(0)} tokens/s; ` +
-      `sampling needs ${(work.policy / 3600).toFixed(1)} policy GPU-hours, scoring ${(work.prm / 3600).toFixed(1)} PRM GPU-hours.`,
+      `sampling needs ${(work.policy / 3600).toFixed(1)} policy GPU-hours, scoring ${(work.prm / 3600).toFixed(1)} PRM GPU-hours; the labeling run ${(work.label.policy / 3600).toFixed(1)} policy GPU-hours.`,
   );
   return out.join('\n');
+}
+
+/**
+ * Policy GPU-seconds of labeling `problems` problems: `solutions` solutions each, then `COMPLETIONS` completions of
+ * every step prefix but the last, each continuing as long as the rest of a solution of that kind.
+ */
+function predictLabelWork(sim: SimConfig, shapes: Record<'gsm8k' | 'math', Shape[]>, problems: { gsm8k: number; math: number }, solutions: number): number {
+  const peak = decodeTokensPerSecond(sim.policy.maxBatch, sim.policy);
+  let tokens = 0;
+  for (const kind of ['gsm8k', 'math'] as const) {
+    const pool = shapes[kind];
+    let perSolution = 0;
+    for (const sh of pool) {
+      const total = Math.min(MAX_TOKENS, sh.reduce((a, b) => a + b, 0));
+      let rest = total;
+      let completions = 0;
+      for (let j = 0; j < sh.length - 1; j += 1) {
+        rest -= sh[j]!;
+        completions += Math.max(1, rest) * COMPLETIONS;
+      }
+      perSolution += total + completions;
+    }
+    tokens += (problems[kind] * solutions * perSolution) / Math.max(1, pool.length);
+  }
+  return tokens / peak;
 }
 
 async function main() {
@@ -532,7 +584,10 @@ async function main() {
   const out = values.out ?? join(tmpdir(), `prm-raft-paper-scale-${Date.now()}`);
   await mkdir(out, { recursive: true });
   const data = await writeData(join(out, 'data'));
-  const work = predictWork(sim, loadShapes(sim.lengths), data);
+  const shapes = loadShapes(sim.lengths);
+  const perSet = Number(values['label-problems']);
+  const labelProblems = { math: Math.min(data['math-train']!.count, perSet), gsm8k: Math.min(data['gsm8k-train']!.count, perSet) };
+  const work = { ...predictWork(sim, shapes, data), label: { policy: predictLabelWork(sim, shapes, labelProblems, Number(values['label-solutions'])) } };
   const results: GpuRunResult[] = [];
   const t0 = Date.now();
   for (const gpus of values.gpus.split(',').map(Number)) {
