@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'skip-raft': { type: 'boolean', default: false },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    /** Print the tables of earlier runs' results.json files (comma-separated), merged, and run nothing. */
+    report: { type: 'string' },
   },
 });
 
@@ -580,6 +582,12 @@ function predictLabelWork(sim: SimConfig, shapes: Record<'gsm8k' | 'math', Shape
 }
 
 async function main() {
+  if (values.report) {
+    const files = values.report.split(',').map((f) => JSON.parse(readFileSync(f, 'utf8')) as { work: Work; results: GpuRunResult[] });
+    const results = files.flatMap((f) => f.results).sort((a, b) => a.gpus - b.gpus);
+    console.log(tables(results, files[0]!.work));
+    return;
+  }
   const sim = loadSimConfig(values.sim);
   const out = values.out ?? join(tmpdir(), `prm-raft-paper-scale-${Date.now()}`);
   await mkdir(out, { recursive: true });
