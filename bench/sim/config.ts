@@ -1,8 +1,10 @@
 // The simulated GPUs' parameters (bench/paper-scale.yaml), one zod schema; every default says where it comes from.
 // "Assumed" marks a number that is an estimate, not a measurement anyone published for exactly this setup.
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { ROOT } from '../harness.js';
 
 const pos = z.number().positive();
 
@@ -58,11 +60,11 @@ export const SimConfig = z.strictObject({
       saveSeconds: pos.default(60),
     })
     .prefault({}),
-  /** Response lengths: the real solutions' lengths in /work/shared/data (README "Data at hand"). */
+  /** Response lengths: the real solutions' lengths in ../shared/data (a relative path is from the project root). */
   lengths: z
     .strictObject({
-      gsm8k: z.string().default('/work/shared/data/gsm8k/train.jsonl'),
-      math: z.string().default('/work/shared/data/math500/test.jsonl'),
+      gsm8k: z.string().default('../shared/data/gsm8k/train.jsonl'),
+      math: z.string().default('../shared/data/math500/test.jsonl'),
       /**
        * Characters per token of the solutions, measured with the SmolLM2 tokenizer (digits split one by one, like
        * Mistral's and DeepSeek's): GSM8K train 2.30, MATH500 2.29 over their solutions.
@@ -83,12 +85,12 @@ export type SimConfig = z.infer<typeof SimConfig>;
 
 /** The config file (YAML or JSON), validated; a missing file gives the defaults. */
 export function loadSimConfig(path: string | undefined): SimConfig {
-  if (!path) return SimConfig.parse({});
-  const parsed = SimConfig.safeParse(parse(readFileSync(path, 'utf8')) ?? {});
+  const parsed = SimConfig.safeParse(path ? (parse(readFileSync(path, 'utf8')) ?? {}) : {});
   if (!parsed.success) {
     throw new Error(`${path}: invalid simulator config\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
   }
-  return parsed.data;
+  const { lengths } = parsed.data;
+  return { ...parsed.data, lengths: { ...lengths, gsm8k: resolve(ROOT, lengths.gsm8k), math: resolve(ROOT, lengths.math) } };
 }
 
 /** What a simulator process is told: the config, the time compression and the GPU clock origin. */

@@ -1,4 +1,4 @@
-// Response shapes drawn from real solutions: GSM8K train and MATH500 (/work/shared/data), one entry per solution,
+// Response shapes drawn from real solutions: GSM8K train and MATH500 (../shared/data), one entry per solution,
 // the token count of each of its steps (lines). The simulated policy answers with that many steps of that length.
 import { readFileSync } from 'node:fs';
 import type { SimConfig } from './config.js';
