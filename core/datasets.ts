@@ -2,6 +2,7 @@
 // DatasetLineError that names the file, the line and what is wrong. Pure: the store does the reading.
 import { z } from 'zod';
 import { BadInputError } from './errors.js';
+import { mulberry32 } from './random.js';
 import { ProblemRecord as ProblemRecordSchema, type AnswerKind, type DatasetSource, type ProblemRecord } from './records.js';
 
 /** Where a line came from, and what its record's id is built from. */
@@ -285,18 +286,6 @@ export function drawOmi2Prompts(records: Iterable<ProblemRecord>, options: Omi2D
   const draw = createOmi2Draw(options);
   for (const record of records) draw.add(record);
   return draw.finish();
-}
-
-/** mulberry32: a small seeded PRNG with uniform output in [0, 1); enough for sampling, not for secrets. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {

@@ -38,18 +38,6 @@ export function hash32(text: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: a small deterministic generator in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The kind of a bench question: its "[math …]" / "[gsm8k …]" tag (written by the bench's data files). */
 export function kindOf(prompt: string): Kind {
   return /\[math #/.test(prompt) ? 'math' : 'gsm8k';

@@ -2,7 +2,8 @@
 // SFT stand-in's plan (bench/sim/sft-job.ts).
 import { describe, expect, it } from 'vitest';
 import { SimConfig } from '../../bench/sim/config.js';
-import { answerOf, kindOf, respond, rng, shapeOf } from '../../bench/sim/lengths.js';
+import { answerOf, kindOf, respond, shapeOf } from '../../bench/sim/lengths.js';
+import { mulberry32 } from '../../core/random.js';
 import { textTokens } from '../../bench/sim/model.js';
 import { activityWindows, HISTORY_LIMITS, historyVerdict, hms, markdownTable, simulatedSeconds, stageBusy } from '../../bench/sim/report.js';
 import { planSft } from '../../bench/sim/sft-job.js';
@@ -72,20 +73,20 @@ describe('response shapes', () => {
   });
 
   it('answers with the real steps\' token counts after the prefix, the final line plain', () => {
-    const r = respond([10, 20, 30, 5], 0, '42', true, 1000, rng(1));
+    const r = respond([10, 20, 30, 5], 0, '42', true, 1000, mulberry32(1));
     const lines = r.text.split('\n');
     expect(lines).toHaveLength(4);
     expect(lines.at(-1)).toBe('#### 42');
     expect(r.tokens).toBe(65);
     expect(r.truncated).toBe(false);
     expect(textTokens(lines.slice(0, -1).join('\n'), 1e9)).toBe(65 + 1);
-    const cont = respond([10, 20, 30, 5], 2, '42', false, 1000, rng(1));
+    const cont = respond([10, 20, 30, 5], 2, '42', false, 1000, mulberry32(1));
     expect(cont.text.split('\n')).toHaveLength(2);
     expect(cont.text).not.toMatch(/#### 42$/);
   });
 
   it('cuts a response at max_tokens and says so', () => {
-    const r = respond([600, 600, 5], 0, '1', true, 1000, rng(2));
+    const r = respond([600, 600, 5], 0, '1', true, 1000, mulberry32(2));
     expect(r.truncated).toBe(true);
     expect(r.tokens).toBe(1000);
     expect(r.text).not.toMatch(/####/);
