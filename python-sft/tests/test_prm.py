@@ -820,6 +820,27 @@ def test_readout_with_the_step_loglikelihood_is_trained_saved_and_served(tmp_pat
     assert plain.score([("q0", ["good", "bad"])])[0] != pytest.approx(got, abs=1e-4)
 
 
+def test_gradient_clipping_leaves_the_readout_out_of_the_norm(tmp_path):
+    # A clip far below any gradient: AdamW's first step is lr * g / (|g| + eps), so a readout clipped with the LM
+    # would move about lr / 100; kept out of the norm it moves about lr, while the LM's gradients stay clipped.
+    lr = 1e-2
+    out, _ = train_tiny(tmp_path, "clip", good_bad_rows(8), step_logprob_feature=True, max_steps=1, learning_rate=lr, grad_clip=1e-10)
+    readout = prm_format.Readout.from_dict(json.loads((out / "prm_config.json").read_text())["readout"])
+    assert abs(readout.step_logprob_weight - prm_train.READOUT_INIT_WEIGHT) > 0.5 * lr
+    assert abs(readout.bias) > 0.5 * lr
+    lm_moved, _ = train_tiny(tmp_path, "noclip", good_bad_rows(8), step_logprob_feature=True, max_steps=1, learning_rate=lr, grad_clip=0)
+    init, _ = train_tiny(tmp_path, "init", good_bad_rows(8), step_logprob_feature=True, max_steps=1, learning_rate=1e-12)
+    change = {name: max_weight_change(init, out_dir) for name, out_dir in (("clipped", out), ("unclipped", lm_moved))}
+    assert change["clipped"] < 0.1 * change["unclipped"]
+
+
+def max_weight_change(a: Path, b: Path) -> float:
+    from transformers import AutoModelForCausalLM
+
+    wa, wb = (AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (a, b))
+    return max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
+
+
 def test_readout_options_are_validated(tmp_path):
     good = write_jsonl(tmp_path / "ok.jsonl", good_bad_rows(4))
     base = {"train_file": str(good), "output_dir": str(tmp_path / "o")}
