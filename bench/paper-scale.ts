@@ -70,9 +70,10 @@ async function writeData(dir: string) {
   await mkdir(dir, { recursive: true });
   const read = (path: string, field: string) =>
     readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => String((JSON.parse(l) as Record<string, unknown>)[field]));
-  const gsmTrain = read('/work/shared/data/gsm8k/train.jsonl', 'question');
-  const gsmTest = read('/work/shared/data/gsm8k/test.jsonl', 'question');
-  const math500 = read('/work/shared/data/math500/test.jsonl', 'problem');
+  const shared = join(ROOT, '../shared/data');
+  const gsmTrain = read(join(shared, 'gsm8k/train.jsonl'), 'question');
+  const gsmTest = read(join(shared, 'gsm8k/test.jsonl'), 'question');
+  const math500 = read(join(shared, 'math500/test.jsonl'), 'problem');
   // MATH train (7.5K) and OpenMathInstruct-2 are not on this machine: their prompts are MATH500's and GSM8K's
   // questions again; only the lengths matter to the simulation.
   const sets: Record<string, BenchProblem[]> = {

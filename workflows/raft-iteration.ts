@@ -5,6 +5,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  condition,
   defineQuery,
   executeChild,
   patched,
@@ -33,6 +34,8 @@ export const raftProgressQuery = defineQuery<RaftProgress>('progress');
 
 /** The patch that lets sampling lanes go on while their shards are scored (workflow versioning). */
 export const SCORING_BESIDE_SAMPLING = 'scoring-beside-sampling';
+/** The patch that holds a lane back while maxShardsInFlight shards wait for their scoring. */
+export const SCORING_BOUNDED = 'scoring-bounded';
 
 /** The activity proxies of an iteration, with the timeouts and retries each kind of stage needs. */
 export function raftProxies(input: Pick<RaftIterationInput, 'taskQueues' | 'sft'>) {
@@ -142,9 +145,13 @@ export async function raftIteration(input: RaftIterationInput): Promise<RaftIter
       // on 4 GPUs. Now a lane samples its next shard at once; the scoring runs beside it, and a failed scoring stops
       // the lanes at their next shard. (Patched: a run started before keeps its own order when replayed.)
       const scoringBeside = patched(SCORING_BESIDE_SAMPLING);
+      // A PRM slower than the policy would otherwise leave ever more sampled shards waiting for it: at most
+      // maxShardsInFlight wait, then lanes take no new shard until one is scored.
+      const scoringBounded = scoringBeside && score !== null && patched(SCORING_BOUNDED);
       const scoring: Array<Promise<Shard>> = [];
       let scoringFailed: { error: unknown } | null = null;
       const sampled = await runSlidingWindow(jobs, input.sampling.maxShardsInFlight, async (job, index): Promise<Shard> => {
+        if (scoringBounded) await condition(() => scoringFailed !== null || progress.shardsSampled - progress.shardsScored < input.sampling.maxShardsInFlight);
         if (scoringFailed) throw scoringFailed.error;
         const samples = await shards.sampleShard(sampleShardInput(input, policy, fingerprint, job));
         progress.shardsSampled += 1;
