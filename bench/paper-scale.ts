@@ -2,12 +2,12 @@
 // evaluate on GSM8K test + MATH500) and an ER-PRM labeling run, through the real CLI, the real workflows, a real
 // Temporal dev server and a real worker (`prm-raft dev up`), against simulated 7B servers on 1, 2, 4 and 8 simulated
 // H100s (bench/sim/), on a clock compressed so that each run takes minutes here. Not a test: it prints tables.
-// Usage: node dist/bench/paper-scale.js [--gpus 1,2,4,8] [--sim bench/paper-scale.yaml] [--target-seconds 600] [--label-target-seconds 120]
-//        [--label-problems 750] [--label-solutions 1] [--compression X] [--limit N] [--skip-label] [--skip-raft] [--out DIR] [--keep]
+// Usage: node dist/bench/paper-scale.js [--gpus 1,2,4,8] [--sim bench/paper-scale.yaml] [--target-seconds 150] [--label-target-seconds 30]
+//        [--label-problems 375] [--label-solutions 1] [--compression X] [--workers 2] [--limit N] [--skip-label] [--skip-raft] [--out DIR] [--keep]
 import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,13 +23,16 @@ const { values } = parseArgs({
   options: {
     gpus: { type: 'string', default: '1,2,4,8' },
     sim: { type: 'string', default: join(ROOT, 'bench/paper-scale.yaml') },
-    'target-seconds': { type: 'string', default: '600' },
+    'target-seconds': { type: 'string', default: '150' },
     'label-solutions': { type: 'string', default: '1' },
-    'label-problems': { type: 'string', default: '750' },
-    'label-target-seconds': { type: 'string', default: '120' },
+    'label-problems': { type: 'string', default: '375' },
+    'label-target-seconds': { type: 'string', default: '30' },
     /** A smoke run: at most this many prompts of each prompt and evaluation set. */
     limit: { type: 'string' },
     compression: { type: 'string' },
+    /** Worker processes on the cpu queue (dev up's one, plus cpu-only ones): one worker's thread is the first
+     * limit on how fast the clock can run here, as it would be for a user at this scale. */
+    workers: { type: 'string', default: '2' },
     'skip-label': { type: 'boolean', default: false },
     'skip-raft': { type: 'boolean', default: false },
     out: { type: 'string' },
@@ -44,7 +47,7 @@ const N_SAMPLES = 16;
 const MAX_TOKENS = 1024;
 const PAPER_SOLUTIONS = 15;
 const COMPLETIONS = 16;
-const SFT_REAL_SECONDS = 45;
+const SFT_REAL_SECONDS = 20;
 /** MATH train (7,500) + GSM8K train (7,473): the card's labeling set. */
 const FULL_LABEL_PROBLEMS = 14_973;
 
@@ -123,9 +126,12 @@ interface Proc {
   exited: Promise<void>;
 }
 function startProc(args: string[], log: string): Proc {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } });
-  void log;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', openSync(log, 'a')], env: { ...process.env } });
   return { child, exited: new Promise((r) => child.once('exit', () => r())) };
+}
+async function stopProc(proc: Proc): Promise<void> {
+  proc.child.kill('SIGTERM');
+  await proc.exited;
 }
 
 async function cli(args: string[], logBase: string): Promise<{ exitCode: number; stdout: string; stderr: string; peakKiB: number | null }> {
@@ -184,6 +190,8 @@ const startedId = (stderr: string, type: string) => new RegExp(`started ${type} 
 
 interface GpuRunResult {
   gpus: number;
+  /** Worker processes on the cpu queue. */
+  workers: number;
   split: GpuSplit;
   compression: number;
   sftCompression: number;
@@ -337,12 +345,23 @@ grader:
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, configOf(`paper-sim-${gpus}`, policyPorts));
   const labelConfigPath = join(dir, 'config-label.yaml');
-  const result: GpuRunResult = { gpus, split, compression, sftCompression, labelCompression, load: { before: loadavg(), after: [] } };
+  const result: GpuRunResult = { gpus, workers: Math.max(1, Number(values.workers)), split, compression, sftCompression, labelCompression, load: { before: loadavg(), after: [] } };
   const say = (line: string) => process.stderr.write(`[${gpus} GPU${gpus > 1 ? 's' : ''}] ${line}\n`);
   say(`split policy ${split.shared ? '1 (shared)' : split.policy} / PRM ${split.shared ? '1 (shared)' : split.prm}, compression ${compression}x (SFT ${sftCompression}x), load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const up = await cli(['dev', 'up', '--config', configPath], join(dir, 'dev-up'));
   if (up.exitCode !== 0) throw new Error(`dev up failed: ${up.stderr}`);
-  const workerPid = Number((JSON.parse(readFileSync(join(dir, 'state', 'pids', 'worker.json'), 'utf8')) as { pid: number }).pid);
+  const extraWorkers = Array.from({ length: Math.max(0, Number(values.workers) - 1) }, (_, i) =>
+    startProc([CLI, 'worker', '--config', configPath, '--queues', 'cpu'], join(dir, `worker-${i + 2}.log`)),
+  );
+  const workerPids = [
+    Number((JSON.parse(readFileSync(join(dir, 'state', 'pids', 'worker.json'), 'utf8')) as { pid: number }).pid),
+    ...extraWorkers.map((w) => w.child.pid!),
+  ];
+  /** The largest worker's VmHWM / VmRSS. */
+  const workerKiB = (field: 'VmHWM' | 'VmRSS') => {
+    const kib = workerPids.map((pid) => procStatusKiB(pid, field)).filter((x): x is number => x !== null);
+    return kib.length > 0 ? Math.max(...kib) : null;
+  };
   const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
   const client = new Client({ connection });
   const clusterStats = (name = 'cluster') =>
@@ -375,8 +394,8 @@ grader:
       say('RAFT iteration: prm-raft iterate');
       const run = await cli(['iterate', '--config', configPath, '--json'], join(dir, 'iterate'));
       const id = startedId(run.stderr, 'raftIteration');
-      const workerPeak = procStatusKiB(workerPid, 'VmHWM');
-      const workerEnd = procStatusKiB(workerPid, 'VmRSS');
+      const workerPeak = workerKiB('VmHWM');
+      const workerEnd = workerKiB('VmRSS');
       await new Promise((r) => setTimeout(r, 2500)); // the stats files' next write
       if (!id) throw new Error(`iterate did not start: ${run.stderr.slice(-2000)}`);
       const main = await history(client, id);
@@ -424,8 +443,7 @@ grader:
         ...(sftResult?.steps !== undefined ? { sftSteps: sftResult.steps } : {}),
       };
       say(`RAFT ${run.exitCode === 0 ? 'done' : 'FAILED'} in ${result.raft.totalRealSeconds.toFixed(0)} s real, ${hms(result.raft.totalSimSeconds)} simulated`);
-      cluster!.child.kill('SIGTERM');
-      await cluster!.exited;
+      await stopProc(cluster!);
       cluster = null;
     }
 
@@ -438,7 +456,7 @@ grader:
       say(`labeling: prm-raft label (${labelProblems} problems x ${labelSolutions} solution(s), ${COMPLETIONS} completions per step; ${gpus} policy replicas, compression ${labelCompression}x)`);
       const run = await cli(['label', '--config', labelConfigPath, '--json'], join(dir, 'label'));
       const id = startedId(run.stderr, 'labelPrmData');
-      const workerPeak = procStatusKiB(workerPid, 'VmHWM');
+      const workerPeak = workerKiB('VmHWM');
       await new Promise((r) => setTimeout(r, 2500));
       if (!id) throw new Error(`label did not start: ${run.stderr.slice(-2000)}`);
       const h = await history(client, id);
@@ -472,11 +490,9 @@ grader:
   } finally {
     result.load.after = loadavg();
     await connection.close().catch(() => undefined);
+    await Promise.all(extraWorkers.map(stopProc));
     await cli(['dev', 'down', '--config', configPath], join(dir, 'dev-down'));
-    if (cluster) {
-      cluster.child.kill('SIGTERM');
-      await cluster.exited;
-    }
+    if (cluster) await stopProc(cluster);
   }
   return result;
 }
@@ -492,7 +508,7 @@ function tables(results: GpuRunResult[], work: Work): string {
     out.push('RAFT iteration, simulated wall-clock per stage (GPU stages compressed; CPU stages as measured here), mean GPU busy share in brackets');
     out.push(
       markdownTable(
-        ['GPUs (policy/PRM)', 'compression', ...names, 'total', 'SFT waits on scoring', 'real s', 'load 1-min'],
+        ['GPUs (policy/PRM)', 'compression', ...names, 'total', 'SFT waits on scoring', 'real s', 'workers', 'load 1-min'],
         raft.map((r) => [
           `${r.gpus} (${r.split.shared ? 'shared' : `${r.split.policy}/${r.split.prm}`})`,
           `${r.compression}x (SFT ${r.sftCompression}x)`,
@@ -500,6 +516,7 @@ function tables(results: GpuRunResult[], work: Work): string {
           hms(r.raft!.totalSimSeconds),
           hms(r.raft!.scoringTailSimSeconds),
           r.raft!.totalRealSeconds.toFixed(0),
+          String(r.workers ?? 1),
           load(r),
         ]),
       ),
@@ -507,7 +524,7 @@ function tables(results: GpuRunResult[], work: Work): string {
     out.push('\nEach simulated GPU\'s busy share over the whole iteration; histories (events, bytes, against the 10,240-event / 10 MB warning); peak RSS');
     out.push(
       markdownTable(
-        ['GPUs', 'busy share per GPU: sample + score', 'whole iteration', 'slowest request: policy / PRM (past timeout)', 'iteration history', 'eval before / after', 'worker peak (end)', 'CLI peak', 'ok'],
+        ['GPUs', 'busy share per GPU: sample + score', 'whole iteration', 'slowest request: policy / PRM (past timeout)', 'iteration history', 'eval before / after', 'largest worker peak (end)', 'CLI peak', 'ok'],
         raft.map((r) => {
           const [m, b, a] = r.raft!.histories;
           const hs = (h: typeof m) => (h ? `${h.events} ev, ${h.bytes !== null ? `${(h.bytes / 1024).toFixed(0)} KiB` : '?'}` : '-');

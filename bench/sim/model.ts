@@ -45,8 +45,10 @@ export interface Sequence {
 
 /**
  * Advances the running sequences of one replica by at most `budget` simulated seconds: prefill first, in order,
- * then decode steps for the sequences whose prompt is in. Returns the seconds used (less than the budget when the
- * replica runs out of work) and the sequences that finished. Fractional tokens are fine: it is a fluid model.
+ * then decode steps for the sequences whose prompt is in, until the budget is spent or the first of them finishes
+ * (the caller then fills the freed slots and calls again, as continuous batching does). Returns the seconds used
+ * (less than the budget when a sequence finished or the replica ran out of work) and the sequences that finished.
+ * Fractional tokens are fine: it is a fluid model.
  */
 export function advanceBatch(running: Sequence[], budget: number, p: Pick<PolicyParams, 'stepBaseMs' | 'stepPerSeqMs' | 'prefillTokensPerSecond'>): { used: number; finished: Sequence[] } {
   let left = budget;
@@ -64,8 +66,8 @@ export function advanceBatch(running: Sequence[], budget: number, p: Pick<Policy
   }
   const decoding = running.filter((s) => s.prefill <= 0 && s.decode > 0);
   if (decoding.length > 0 && left > 0) {
-    const longest = Math.max(...decoding.map((s) => s.decode));
-    const steps = Math.min(left / decodeStepSeconds(decoding.length, p), longest);
+    const shortest = Math.min(...decoding.map((s) => s.decode));
+    const steps = Math.min(left / decodeStepSeconds(decoding.length, p), shortest);
     left -= steps * decodeStepSeconds(decoding.length, p);
     for (const s of decoding) s.decode = Math.max(0, s.decode - steps);
   }

@@ -59,18 +59,23 @@ export class PolicyReplica implements Tenant {
   }
 
   advance(budget: number): number {
-    while (this.running.length < this.sim.policy.maxBatch && this.head < this.waiting.length) this.running.push(this.waiting[this.head++] as Seq);
-    if (this.head > 4096 && this.head * 2 > this.waiting.length) {
-      this.waiting = this.waiting.slice(this.head);
-      this.head = 0;
-    }
-    const { used, finished } = advanceBatch(this.running, budget, this.sim.policy);
-    if (finished.length > 0) {
-      const done = new Set(finished);
+    // A freed slot takes the next waiting sequence at once, within the tick: a tick of several simulated seconds
+    // (a high compression) must not leave finished sequences' slots empty until the next one.
+    let used = 0;
+    for (;;) {
+      while (this.running.length < this.sim.policy.maxBatch && this.head < this.waiting.length) this.running.push(this.waiting[this.head++] as Seq);
+      if (this.head > 4096 && this.head * 2 > this.waiting.length) {
+        this.waiting = this.waiting.slice(this.head);
+        this.head = 0;
+      }
+      const step = advanceBatch(this.running, budget - used, this.sim.policy);
+      used += step.used;
+      if (step.finished.length === 0) return used;
+      const done = new Set(step.finished);
       this.running = this.running.filter((s) => !done.has(s));
-      for (const s of finished as Seq[]) if (--s.req.pending === 0) s.req.resolve();
+      for (const s of step.finished as Seq[]) if (--s.req.pending === 0) s.req.resolve();
+      if (used >= budget - 1e-12) return used;
     }
-    return used;
   }
 
   /** `n` completions of `prompt`; resolves when the simulated GPU has decoded all of them. */

@@ -19,6 +19,7 @@ import {
   type Interval,
   type Sequence,
 } from '../../bench/sim/model.js';
+import { PolicyReplica } from '../../bench/sim/policy-stub.js';
 
 const sim = SimConfig.parse({});
 const p = sim.policy;
@@ -68,10 +69,33 @@ describe('continuous batching', () => {
     expect(decoded).toBeCloseTo(decodeTokensPerSecond(256, p), 3);
   });
 
+  it('stops when the first sequence finishes, so its slot can be filled', () => {
+    const short = { prefill: 0, decode: 10 };
+    const long = { prefill: 0, decode: 100 };
+    const r = advanceBatch([short, long], 10, p);
+    expect(r.finished).toEqual([short]);
+    expect(r.used).toBeCloseTo(10 * decodeStepSeconds(2, p), 9);
+    expect(long.decode).toBeCloseTo(90, 9);
+  });
+
   it('uses less than its budget when it runs out of work', () => {
     const r = advanceBatch([{ prefill: 0, decode: 3 }], 10, p);
     expect(r.used).toBeCloseTo(3 * decodeStepSeconds(1, p), 9);
     expect(advanceBatch([], 10, p).used).toBe(0);
+  });
+});
+
+describe('a simulated vLLM replica', () => {
+  it('fills a freed slot within the tick: one sequence at a time, two requests both finish in one long tick', async () => {
+    const replica = new PolicyReplica(SimConfig.parse({ policy: { maxBatch: 1 } }), { gsm8k: [[20, 5]], math: [[20, 5]] });
+    const finished: string[] = [];
+    void replica.complete('[gsm8k #1 a] q', 1, 1024, 0).then(() => finished.push('first'));
+    void replica.complete('[gsm8k #2 b] r', 1, 1024, 0).then(() => finished.push('second'));
+    const used = replica.advance(60);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(finished).toEqual(['first', 'second']);
+    expect(used).toBeLessThan(60);
+    expect(replica.hasWork()).toBe(false);
   });
 });
 
