@@ -66,9 +66,9 @@ bench: setup build
 
 # The card's scale on simulated 7B servers: a whole RAFT iteration (40K prompts x 16, scored, selected, SFT, served,
 # evaluated) and an ER-PRM labeling run through the real CLI, workflows, worker and Temporal dev server, on 1, 2, 4
-# and 8 simulated H100s (bench/sim/, parameters in bench/paper-scale.yaml); prints the tables. About 75 minutes on
-# this 2-core machine shared with other jobs (each iteration ~13 min, each labeling run 2-3 min). Flags through
-# BENCH_PAPER_ARGS, e.g. BENCH_PAPER_ARGS="--gpus 8 --skip-label".
+# and 8 simulated H100s (bench/sim/, parameters in bench/paper-scale.yaml); prints the tables. About 20 minutes on
+# this 2-core machine when it is otherwise quiet (each GPU count ~5 min). Flags through BENCH_PAPER_ARGS, e.g.
+# BENCH_PAPER_ARGS="--gpus 8 --skip-label".
 bench-paper: setup build
 	nice -n 10 node dist/bench/paper-scale.js $(BENCH_PAPER_ARGS)
 
