@@ -7,7 +7,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,8 @@ import { PYTHON, ROOT } from './harness.js';
 import { loadSimConfig, type SimConfig } from './sim/config.js';
 import { loadShapes, meanTokens, type Shape } from './sim/lengths.js';
 import { chooseCompression, decodeTokensPerSecond, idealOverlapSeconds, mergeIntervals, sftSeconds, splitGpus, type GpuSplit, type Interval } from './sim/model.js';
-import { activityWindows, hms, historyVerdict, markdownTable, pct, simulatedSeconds, stageBusy, type HistoryEvent, type Stage } from './sim/report.js';
+import { activityWindows, hms, historyVerdict, pct, simulatedSeconds, stageBusy, type HistoryEvent, type Stage } from './sim/report.js';
+import { markdownTable as gridTable } from '../report/markdown.js';
 
 const { values } = parseArgs({
   options: {
@@ -126,7 +127,9 @@ interface Proc {
   exited: Promise<void>;
 }
 function startProc(args: string[], log: string): Proc {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', openSync(log, 'a')], env: { ...process.env } });
+  const stderr = openSync(log, 'a');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', stderr], env: { ...process.env } });
+  closeSync(stderr); // the child holds its own copy
   return { child, exited: new Promise((r) => child.once('exit', () => r())) };
 }
 async function stopProc(proc: Proc): Promise<void> {
@@ -345,12 +348,13 @@ grader:
   const configPath = join(dir, 'config.yaml');
   await writeFile(configPath, configOf(`paper-sim-${gpus}`, policyPorts));
   const labelConfigPath = join(dir, 'config-label.yaml');
-  const result: GpuRunResult = { gpus, workers: Math.max(1, Number(values.workers)), split, compression, sftCompression, labelCompression, load: { before: loadavg(), after: [] } };
+  const workers = Math.max(1, Number(values.workers));
+  const result: GpuRunResult = { gpus, workers, split, compression, sftCompression, labelCompression, load: { before: loadavg(), after: [] } };
   const say = (line: string) => process.stderr.write(`[${gpus} GPU${gpus > 1 ? 's' : ''}] ${line}\n`);
   say(`split policy ${split.shared ? '1 (shared)' : split.policy} / PRM ${split.shared ? '1 (shared)' : split.prm}, compression ${compression}x (SFT ${sftCompression}x), load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const up = await cli(['dev', 'up', '--config', configPath], join(dir, 'dev-up'));
   if (up.exitCode !== 0) throw new Error(`dev up failed: ${up.stderr}`);
-  const extraWorkers = Array.from({ length: Math.max(0, Number(values.workers) - 1) }, (_, i) =>
+  const extraWorkers = Array.from({ length: workers - 1 }, (_, i) =>
     startProc([CLI, 'worker', '--config', configPath, '--queues', 'cpu'], join(dir, `worker-${i + 2}.log`)),
   );
   const workerPids = [
@@ -498,6 +502,9 @@ grader:
 }
 
 // ------------------------------------------------------------------------------------------------- the tables
+
+/** The report's Markdown table, every column left-aligned. */
+const markdownTable = (header: readonly string[], rows: string[][]) => gridTable({ columns: header.map((label) => ({ label, align: 'left' as const })), rows });
 
 function tables(results: GpuRunResult[], work: Work): string {
   const out: string[] = [];

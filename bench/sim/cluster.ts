@@ -3,14 +3,13 @@
 // for the run's external servers, and the iteration starts one (as its serving.command) for each checkpoint it serves.
 // Usage: node dist/bench/sim/cluster.js --runtime RUNTIME.json --stats OUT.json
 //          [--policy-ports P1,P2 --policy-gpus 0,1 --model NAME] [--prm-ports Q1 --prm-gpus 1 --prm-model NAME] [--startup]
-import { writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SimConfig, type SimRuntime } from './config.js';
 import { Gpu, runClock } from './gpus.js';
 import { loadShapes } from './lengths.js';
-import { newLatency, policyHandler, PolicyReplica } from './policy-stub.js';
+import { policyHandler, PolicyReplica } from './policy-stub.js';
 import { prmHandler, PrmReplica } from './prm-stub.js';
 
 const { values } = parseArgs({
@@ -71,11 +70,6 @@ function writeStats() {
   renameSync(`${out}.tmp`, out);
 }
 const timer = setInterval(writeStats, 2000);
-// SIGUSR2: the request latencies start again (the bench reads the RAFT iteration's, then the labeling run's).
-process.on('SIGUSR2', () => {
-  for (const r of [...policies, ...prms]) r.replica.stats.latency = newLatency();
-  writeStats();
-});
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     clock.stop();

@@ -93,7 +93,7 @@ export function loadSimConfig(path: string | undefined): SimConfig {
   return { ...parsed.data, lengths: { ...lengths, gsm8k: resolve(ROOT, lengths.gsm8k), math: resolve(ROOT, lengths.math) } };
 }
 
-/** What a simulator process is told: the config, the time compression and the GPU clock origin. */
+/** What a simulator process is told: the config and the time compression. */
 export interface SimRuntime {
   sim: SimConfig;
   /** Simulated seconds per real second. */

@@ -28,16 +28,6 @@ export function loadShapes(lengths: SimConfig['lengths']): Shapes {
   return { gsm8k: read(lengths.gsm8k, 'answer'), math: read(lengths.math, 'solution') };
 }
 
-/** FNV-1a of a string: a seed. */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 /** The kind of a bench question: its "[math …]" / "[gsm8k …]" tag (written by the bench's data files). */
 export function kindOf(prompt: string): Kind {
   return /\[math #/.test(prompt) ? 'math' : 'gsm8k';

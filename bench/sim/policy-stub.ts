@@ -2,8 +2,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimConfig } from './config.js';
 import type { Tenant } from './gpus.js';
-import { mulberry32 } from '../../core/random.js';
-import { answerOf, hash32, kindOf, respond, type Shapes } from './lengths.js';
+import { keyedSeed, mulberry32 } from '../../core/random.js';
+import { answerOf, kindOf, respond, type Shapes } from './lengths.js';
 import { advanceBatch, PrefixCache, textTokens, type Sequence } from './model.js';
 
 interface Request {
@@ -102,7 +102,7 @@ export class PolicyReplica implements Tenant {
         },
       };
       for (let j = 0; j < n; j += 1) {
-        const random = mulberry32(hash32(prompt) ^ Math.imul(seed + j + 1, 0x9e3779b1));
+        const random = mulberry32(keyedSeed(seed + j, prompt));
         const shape = pool[Math.floor(random() * pool.length)] ?? [50];
         const r = respond(shape, done, answer, random() < this.sim.lengths.correctShare, maxTokens, random);
         req.choices.push({ text: r.text, finish: r.truncated ? 'length' : 'stop' });

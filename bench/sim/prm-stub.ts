@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimConfig } from './config.js';
 import type { Tenant } from './gpus.js';
-import { hash32 } from './lengths.js';
+import { keyedSeed } from '../../core/random.js';
 import { textTokens } from './model.js';
 import { newLatency, readBody, type Latency, recordLatency, reply } from './policy-stub.js';
 
@@ -69,7 +69,7 @@ export function prmHandler(replica: PrmReplica, model: string) {
       const b = (await readBody(req)) as { model: string; items: Array<{ id: string; question: string; steps: string[] }> };
       if (b.model !== model) return reply(res, 400, { error: { message: `this server serves ${model}, not ${b.model}` } });
       await replica.score(b.items);
-      reply(res, 200, { model, scores: b.items.map((it) => ({ id: it.id, step_scores: it.steps.map((s, k) => (hash32(`${it.id}/${k}/${s}`) % 1000) / 1000) })) });
+      reply(res, 200, { model, scores: b.items.map((it) => ({ id: it.id, step_scores: it.steps.map((s, k) => (keyedSeed(0, `${it.id}/${k}/${s}`) % 1000) / 1000) })) });
     } catch (err) {
       reply(res, 500, { error: { message: (err as Error).message } });
     }

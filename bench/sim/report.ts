@@ -82,10 +82,3 @@ export function hms(seconds: number): string {
 }
 
 export const pct = (x: number) => `${Math.round(x * 100)}%`;
-
-/** A Markdown table; every row must have as many cells as the header. */
-export function markdownTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  for (const r of rows) if (r.length !== header.length) throw new Error(`row has ${r.length} cells, header ${header.length}: ${r.join(' | ')}`);
-  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
-}
