@@ -89,14 +89,19 @@ tiny-policy: tiny-data
 # from the prompts RAFT samples) and of references with synthetic slips (4000-9999), reading each step's
 # log-likelihood beside its tag, with an LM loss on right steps and a within-question ranking loss; two stages, the
 # second ranking harder. About 35 minutes on 2 cores; the ship gate and its numbers land in models/tinymath-prm/README.md.
-TINY_PRM_ARGS := --data data/tinymath --policy models/tinymath-policy --seed 0 --first-problem 4000 --train-problems 6000 \
+# Another seed into another folder (the seed spread in README Status):
+#   make tiny-prm TINY_PRM_SEED=1 TINY_PRM_OUT=runs/seed-spread/s1 TINY_PRM_STAGE1=runs/seed-spread/s1-stage1
+TINY_PRM_SEED ?= 0
+TINY_PRM_OUT ?= models/tinymath-prm
+TINY_PRM_STAGE1 ?= runs/tiny-prm-stage1
+TINY_PRM_ARGS := --data data/tinymath --policy models/tinymath-policy --seed $(TINY_PRM_SEED) --first-problem 4000 --train-problems 6000 \
   --sample-problems 2000 --samples-per-problem 8 --corruptions 3 \
   --corruption-kinds wrong_result_carry,wrong_result_nocarry,wrong_result_nocarry,wrong_operand,wrong_op,wrong_final \
   --test-problems 200 --selection-problems 400 --selection-samples 16 --batch-size 32 --warmup 50 --log-every 50 \
   --step-logprob-feature --lm-loss-weight 1 --sample-cache runs/tiny-prm-samples
 tiny-prm: $(VENV)/.installed
-	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out runs/tiny-prm-stage1 --steps 1200 --lr 1e-3 --pairwise-loss-weight 1
-	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out models/tinymath-prm --init-from runs/tiny-prm-stage1 \
+	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out $(TINY_PRM_STAGE1) --steps 1200 --lr 1e-3 --pairwise-loss-weight 1
+	$(PY) -m prm_raft.tiny.train_prm $(TINY_PRM_ARGS) --out $(TINY_PRM_OUT) --init-from $(TINY_PRM_STAGE1) \
 	  --steps 1500 --lr 5e-4 --pairwise-loss-weight 3 --make-target tiny-prm
 
 # The label-kind comparison (issue 9, item 4): Monte-Carlo labels of tinymath train problems 2000-2799 through the
